@@ -1,0 +1,1 @@
+//! arch (placeholder, filled in by its owner).

@@ -1,0 +1,1 @@
+//! board (placeholder, filled in by its owner).

@@ -1,0 +1,1 @@
+//! heatshrink (placeholder, filled in by its owner).

@@ -1,0 +1,34 @@
+//! vmcirc: a virtual-memory mirrored ring buffer on two worlds.
+//!
+//! The crate is `no_std` at its core so the same code runs in the bare-metal
+//! Raspberry Pi kernel (`src/main.rs`, target `armv6-none-eabi`) and on Linux
+//! (feature `std`). The split follows the usual generic / CPU / board layering:
+//!
+//! - [`vmcirc`]: the one ring implementation (mirrored and modular), generic over a
+//!   [`vmcirc::Mirror`] that a backend supplies: the Pi maps 1 MiB sections twice
+//!   ([`mmu`]), Linux maps a memfd twice (`vmcirc::linux`, feature `std`).
+//! - [`heatshrink`]: an LZSS decoder/encoder whose window is a ring.
+//! - [`shell`]: the line-oriented command shell, generic over `embedded-io` and a
+//!   [`shell::Platform`], so the kernel and host tests run the same code.
+//! - [`mmu`]: ARMv6 short-descriptor translation tables (data model, host-testable)
+//!   plus the cp15 operations behind `cfg(target_arch = "arm")`.
+//! - [`uart`]: the PL011 driver over an [`board::mmio::Bus`] and the lock-free receive
+//!   queue its interrupt fills.
+//! - [`board`]: BCM2835 peripherals (GPIO, system timer, mailbox, watchdog, interrupt
+//!   controller) and the board's memory map.
+//! - [`arch`]: ARM1176 specifics (cp15 identification, exception reporting).
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::missing_safety_doc)]
+#![warn(missing_docs)]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod arch;
+pub mod board;
+pub mod crc32;
+pub mod heatshrink;
+pub mod mmu;
+pub mod shell;
+pub mod uart;
+pub mod vmcirc;

@@ -1,0 +1,1 @@
+//! mmu (placeholder, filled in by its owner).

@@ -1,0 +1,1 @@
+//! shell (placeholder, filled in by its owner).

@@ -1,0 +1,1 @@
+//! uart (placeholder, filled in by its owner).

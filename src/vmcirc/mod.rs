@@ -1,0 +1,1 @@
+//! vmcirc (placeholder, filled in by its owner).
