@@ -1,0 +1,2 @@
+//! `vmcirc`: the host tool (placeholder until the tool lands).
+fn main() {}
