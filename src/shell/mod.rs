@@ -1,1 +1,403 @@
-//! shell (placeholder, filled in by its owner).
+//! The interactive command shell: line editing (`noline`), parsing and dispatch,
+//! and the commands themselves. It is generic over the byte stream
+//! ([`Console`], i.e. `embedded-io` plus a clock) and over the machine
+//! ([`Platform`]), so the kernel runs it on the UART, and host tests and the host
+//! shell run exactly the same code on in-memory streams or a terminal.
+//!
+//! Output rules scripts rely on: every command's output is complete before the
+//! next prompt (`vmcirc> `); an error is one line starting `error: `, and the
+//! shell goes on; numbers are decimal or `0x` hex.
+
+pub mod args;
+pub mod hexdump;
+pub mod term;
+#[cfg(any(test, feature = "std"))]
+pub mod testio;
+
+use core::fmt::{self, Write as _};
+
+use noline::builder::EditorBuilder;
+use noline::error::NolineError;
+use noline::history::SliceHistory;
+use noline::line_buffer::SliceBuffer;
+use noline::sync_editor::Editor;
+
+use args::{parse_max, parse_u64, split, ArgError};
+pub use term::LineIo;
+
+/// The prompt.
+pub const PROMPT: &str = "vmcirc> ";
+/// Longest command line, in bytes; longer lines are rejected whole.
+pub const LINE_MAX: usize = 255;
+/// Bytes for the line buffer (one more than [`LINE_MAX`], to detect overflow).
+pub const LINE_BUFFER_BYTES: usize = LINE_MAX + 1;
+/// Bytes of history: at least 16 lines of [`LINE_MAX`].
+pub const HISTORY_BYTES: usize = 16 * LINE_BUFFER_BYTES;
+/// `x` dumps at most this many bytes at once.
+pub const X_MAX: u64 = 64 * 1024;
+/// `rx` gives up when no byte arrived for this long.
+pub const RX_IDLE_TIMEOUT_US: u64 = 3_000_000;
+/// Largest `rx` transfer.
+pub const RX_MAX: u64 = 0x7fff_ffff;
+
+/// A byte stream with a clock: what the shell runs on.
+pub trait Console: embedded_io::Read + embedded_io::Write {
+    /// One input byte if one is available now, without waiting.
+    fn try_read_byte(&mut self) -> Option<u8>;
+    /// A monotonic clock in microseconds (timeouts).
+    fn now_us(&mut self) -> u64;
+    /// True when no more input can ever arrive (finite host streams).
+    fn input_closed(&self) -> bool {
+        false
+    }
+}
+
+/// A platform error, rendered after `error: `.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlatformError(pub &'static str);
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// What the shell needs from the machine it runs on.
+pub trait Platform {
+    /// Writes the machine-specific lines of `info` (CPU, board, memory, MMU).
+    fn info(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
+    /// Microseconds since boot (uptime, throughput).
+    fn uptime_us(&mut self) -> u64;
+    /// Copies raw memory at `addr` into `buf`. On the board an unmapped address
+    /// takes a data abort, which the kernel reports and recovers from.
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError>;
+    /// Resets the machine. Returns only when that did not happen, after writing
+    /// why (e.g. an emulator without a watchdog).
+    fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
+}
+
+/// Writes formatted text to the console, turning `\n` into `\r\n`.
+pub struct Out<'a, 'c, C: Console>(pub &'a mut LineIo<'c, C>);
+
+impl<C: Console> fmt::Write for Out<'_, '_, C> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        use embedded_io::Write;
+        let mut rest = s.as_bytes();
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.0.write_all(&rest[..i]).map_err(|_| fmt::Error)?;
+            self.0.write_all(b"\r\n").map_err(|_| fmt::Error)?;
+            rest = &rest[i + 1..];
+        }
+        self.0.write_all(rest).map_err(|_| fmt::Error)
+    }
+}
+
+/// One entry of `help`.
+pub struct CommandHelp {
+    /// Usage, e.g. `x ADDR [LEN]`.
+    pub usage: &'static str,
+    /// One-line synopsis.
+    pub synopsis: &'static str,
+}
+
+/// Every command, for `help` (and the README).
+pub const COMMANDS: &[CommandHelp] = &[
+    CommandHelp {
+        usage: "help",
+        synopsis: "list the commands",
+    },
+    CommandHelp {
+        usage: "info",
+        synopsis: "CPU, board, memory, MMU/cache state, uptime",
+    },
+    CommandHelp {
+        usage: "echo ARGS",
+        synopsis: "print ARGS",
+    },
+    CommandHelp {
+        usage: "x ADDR [LEN]",
+        synopsis: "hexdump LEN (default 64, max 65536) bytes of memory at ADDR",
+    },
+    CommandHelp {
+        usage: "rx LEN",
+        synopsis: "receive LEN raw bytes, print 'rx LEN crc32=XXXXXXXX'",
+    },
+    CommandHelp {
+        usage: "reboot",
+        synopsis: "reset the board with the watchdog",
+    },
+];
+
+/// Why [`Shell::step`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A line was handled (or abandoned); call again.
+    Continue,
+    /// The input ended (host streams).
+    Eof,
+}
+
+/// A command's failure, rendered as one `error: ` line.
+#[derive(Debug)]
+pub enum CmdError<'a> {
+    /// Bad arguments.
+    Arg(ArgError<'a>),
+    /// The platform refused.
+    Platform(PlatformError),
+    /// Unknown command.
+    Unknown(&'a str),
+    /// Fixed text.
+    Msg(&'static str),
+    /// A transfer that stopped early.
+    RxTimeout {
+        /// Bytes received.
+        got: u64,
+        /// Bytes announced.
+        len: u64,
+        /// Stray bytes dropped while resynchronising.
+        discarded: usize,
+    },
+}
+
+impl<'a> From<ArgError<'a>> for CmdError<'a> {
+    fn from(e: ArgError<'a>) -> Self {
+        CmdError::Arg(e)
+    }
+}
+
+impl From<PlatformError> for CmdError<'_> {
+    fn from(e: PlatformError) -> Self {
+        CmdError::Platform(e)
+    }
+}
+
+impl fmt::Display for CmdError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdError::Arg(e) => e.fmt(f),
+            CmdError::Platform(e) => e.fmt(f),
+            CmdError::Unknown(w) => {
+                f.write_str("unknown command '")?;
+                args::write_escaped(f, w)?;
+                f.write_str("' (try 'help')")
+            }
+            CmdError::Msg(m) => f.write_str(m),
+            CmdError::RxTimeout { got, len, discarded } => write!(
+                f,
+                "rx: timed out after {got} of {len} bytes (no data for {} s); discarded {discarded} stray bytes",
+                RX_IDLE_TIMEOUT_US / 1_000_000
+            ),
+        }
+    }
+}
+
+/// The shell: a line editor plus the command set.
+pub struct Shell<'b> {
+    editor: Editor<SliceBuffer<'b>, SliceHistory<'b>>,
+}
+
+impl<'b> Shell<'b> {
+    /// A shell using `line` (at least [`LINE_BUFFER_BYTES`]) and `history`
+    /// (e.g. [`HISTORY_BYTES`]) as its storage.
+    pub fn new<C: Console>(
+        line: &'b mut [u8; LINE_BUFFER_BYTES],
+        history: &'b mut [u8],
+        io: &mut LineIo<'_, C>,
+    ) -> Self {
+        let editor = EditorBuilder::from_slice(line)
+            .with_slice_history(history)
+            .build_sync(io)
+            .unwrap_or_else(|_| unreachable_editor());
+        Shell { editor }
+    }
+
+    /// Reads one line (prompting) and runs it.
+    pub fn step<C: Console, P: Platform>(
+        &mut self,
+        io: &mut LineIo<'_, C>,
+        platform: &mut P,
+    ) -> Step {
+        let mut line: heapless::String<LINE_BUFFER_BYTES> = heapless::String::new();
+        let result = match self.editor.readline(PROMPT, io) {
+            Ok(l) => {
+                // Fits: the editor's buffer is LINE_BUFFER_BYTES long.
+                let _ = line.push_str(l);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        let mut out = Out(io);
+        match result {
+            Ok(()) => {}
+            Err(NolineError::Aborted) => {
+                if out.0.at_eof() {
+                    return Step::Eof;
+                }
+                // Ctrl-C (or Ctrl-D on an empty line): the editor has already
+                // ended the line on screen; abandon it.
+                return Step::Continue;
+            }
+            Err(NolineError::ParserError) => {
+                let _ = out.write_str(
+                    "error: unreadable input (bad UTF-8 or control sequence); line dropped\n",
+                );
+                return Step::Continue;
+            }
+            Err(NolineError::IoError(_)) => {
+                let _ = out.write_str("error: console i/o error\n");
+                return Step::Continue;
+            }
+        }
+        if line.len() > LINE_MAX {
+            let _ = writeln!(
+                out,
+                "error: line too long (at most {LINE_MAX} bytes); discarded"
+            );
+            return Step::Continue;
+        }
+        execute(&line, io, platform);
+        Step::Continue
+    }
+}
+
+#[cold]
+fn unreachable_editor<T>() -> T {
+    // `build_sync` in noline 0.5 performs no I/O and cannot fail.
+    panic!("noline editor construction failed")
+}
+
+/// Runs one command line, writing its output (or one `error: ` line).
+pub fn execute<C: Console, P: Platform>(line: &str, io: &mut LineIo<'_, C>, platform: &mut P) {
+    if let Err(e) = dispatch(line, io, platform) {
+        let mut out = Out(io);
+        let _ = writeln!(out, "error: {e}");
+    }
+}
+
+fn no_more<'a>(words: &[&'a str], n: usize) -> Result<(), ArgError<'a>> {
+    match words.get(n) {
+        Some(w) => Err(ArgError::Extra(w)),
+        None => Ok(()),
+    }
+}
+
+fn dispatch<'a, C: Console, P: Platform>(
+    line: &'a str,
+    io: &mut LineIo<'_, C>,
+    platform: &mut P,
+) -> Result<(), CmdError<'a>> {
+    let words = split(line)?;
+    let Some(&cmd) = words.first() else {
+        return Ok(());
+    };
+    let mut out = Out(io);
+    match cmd {
+        "help" => {
+            no_more(&words, 1)?;
+            let _ = out.write_str("commands:\n");
+            for c in COMMANDS {
+                let _ = writeln!(out, "  {:<22} {}", c.usage, c.synopsis);
+            }
+            let _ = out.write_str("numbers are decimal or 0x-hex; Ctrl-C abandons a line\n");
+        }
+        "echo" => {
+            let mut first = true;
+            for w in &words[1..] {
+                if !first {
+                    let _ = out.write_char(' ');
+                }
+                let _ = args::write_escaped(&mut out, w);
+                first = false;
+            }
+            let _ = out.write_char('\n');
+        }
+        "info" => {
+            no_more(&words, 1)?;
+            let _ = platform.info(&mut out);
+            let up = platform.uptime_us();
+            let _ = writeln!(out, "uptime: {}.{:06} s", up / 1_000_000, up % 1_000_000);
+        }
+        "x" => {
+            let addr = parse_u64(words.get(1).ok_or(ArgError::Missing("ADDR"))?)?;
+            let len = match words.get(2) {
+                Some(w) => parse_max(w, "LEN", X_MAX)?,
+                None => 64,
+            };
+            no_more(&words, 3)?;
+            if addr.checked_add(len).is_none_or(|end| end > 1 << 32) {
+                return Err(CmdError::Msg("x: range beyond the 32-bit address space"));
+            }
+            let mut row = [0u8; hexdump::ROW];
+            let mut off = 0;
+            while off < len {
+                let n = (len - off).min(hexdump::ROW as u64) as usize;
+                platform.read_memory(addr + off, &mut row[..n])?;
+                let _ = hexdump::write_row(&mut out, addr + off, &row[..n], "");
+                off += n as u64;
+            }
+        }
+        "rx" => {
+            let len = parse_max(words.get(1).ok_or(ArgError::Missing("LEN"))?, "LEN", RX_MAX)?;
+            no_more(&words, 2)?;
+            let _ = writeln!(out, "rx: waiting for {len} bytes");
+            let _ = embedded_io::Write::flush(out.0);
+            let mut digest = crate::crc32::CRC32.digest();
+            receive(out.0, len, |chunk| digest.update(chunk))?;
+            let _ = writeln!(Out(io), "rx {len} crc32={:08x}", digest.finalize());
+        }
+        "reboot" => {
+            no_more(&words, 1)?;
+            let _ = out.write_str("rebooting\n");
+            let _ = embedded_io::Write::flush(out.0);
+            let _ = platform.reboot(&mut out);
+        }
+        other => return Err(CmdError::Unknown(other)),
+    }
+    Ok(())
+}
+
+/// Receives exactly `len` raw bytes, handing them to `sink` in chunks as they
+/// arrive. Gives up (and drops whatever else is queued, to resynchronise) when
+/// no byte arrives for [`RX_IDLE_TIMEOUT_US`].
+pub fn receive<C: Console>(
+    io: &mut LineIo<'_, C>,
+    len: u64,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<(), CmdError<'static>> {
+    let mut got: u64 = 0;
+    let mut chunk = [0u8; 256];
+    let mut last = io.console().now_us();
+    while got < len {
+        let want = (len - got).min(chunk.len() as u64) as usize;
+        let mut n = 0;
+        while n < want {
+            match io.try_read_raw() {
+                Some(b) => {
+                    chunk[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if n > 0 {
+            sink(&chunk[..n]);
+            got += n as u64;
+            last = io.console().now_us();
+            continue;
+        }
+        let now = io.console().now_us();
+        if now.saturating_sub(last) >= RX_IDLE_TIMEOUT_US || io.console().input_closed() {
+            let discarded = io.discard_input();
+            return Err(CmdError::RxTimeout {
+                got,
+                len,
+                discarded,
+            });
+        }
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

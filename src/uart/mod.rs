@@ -1,1 +1,23 @@
-//! uart (placeholder, filled in by its owner).
+//! The PL011 UART (UART0): its init sequence, polled transmit, interrupt-driven
+//! receive into a lock-free single-producer/single-consumer byte queue, and the
+//! `embedded-hal-nb` / `embedded-io` trait impls that `noline` and the shell use.
+//!
+//! The receive path: the UART interrupt handler ([`Pl011::drain_rx_fifo`]) moves
+//! every byte from the 16-byte hardware FIFO into a [`heapless::spsc::Queue`]
+//! (producer side, interrupt context); the shell reads from the consumer side.
+//! A byte that finds the queue full is dropped and counted in
+//! [`RxStats::queue_overruns`]; a byte the hardware lost because the FIFO itself
+//! overflowed is counted in [`RxStats::fifo_overruns`] (the OE flag).
+
+mod pl011;
+mod serial;
+
+pub use pl011::{divisors, BaudError, Pl011, RxStats};
+pub use serial::{SerialError, SerialPort};
+
+/// Receive queue capacity (bytes). A 16 KiB paste at 115200 baud takes 1.4 s; the
+/// queue holds a full 16 KiB burst even if the shell does not read at all.
+pub const RX_QUEUE_BYTES: usize = 32 * 1024;
+
+/// The queue type the kernel uses for received bytes.
+pub type RxQueue = heapless::spsc::Queue<u8, RX_QUEUE_BYTES>;

@@ -1,0 +1,82 @@
+# vmcirc: build the Raspberry Pi kernel, run it in QEMU, test everything.
+#
+#   make            kernel only: build/kernel.elf and build/kernel.img
+#   make run        set up if needed, build, boot the kernel in QEMU (shell on this terminal)
+#   make test       set up if needed, every host test and every QEMU session
+#   make clippy     clippy for the host and the kernel target
+#   make sdcard     build/sdcard/ (and build/sdcard.img with mtools) for a real board
+#   make clean
+
+SHELL        := /bin/bash
+TARGET       := armv6-none-eabi
+BUILD        := build
+CARGO        ?= cargo
+KERNEL_FLAGS := -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem --target $(TARGET) --release --features kernel --bin kernel
+KERNEL_OUT   := target/$(TARGET)/release/kernel
+SYSROOT       = $(shell rustc --print sysroot)
+OBJCOPY       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objcopy)
+OBJDUMP       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objdump)
+TOOL         := target/release/vmcirc
+MACHINE      ?= raspi0
+SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms))
+
+.PHONY: all kernel setup run test test-host test-qemu clippy fmt sdcard clean objdump tool
+
+all: kernel
+
+setup:
+	@bash tools/setup.sh
+
+kernel: $(BUILD)/kernel.img
+
+$(BUILD)/kernel.elf: FORCE
+	$(CARGO) build $(KERNEL_FLAGS)
+	@mkdir -p $(BUILD)
+	cp $(KERNEL_OUT) $@
+
+$(BUILD)/kernel.img: $(BUILD)/kernel.elf
+	$(OBJCOPY) -O binary $< $@
+	@ls -l $@
+
+FORCE:
+
+tool:
+	$(CARGO) build --release -p vmcirc-tools
+
+run: setup kernel tool
+	$(TOOL) qemu --kernel $(BUILD)/kernel.img --machine $(MACHINE)
+
+test: setup
+	$(MAKE) kernel
+	$(MAKE) test-host
+	$(MAKE) test-qemu
+
+test-host:
+	$(CARGO) test --workspace --features std --release
+
+test-qemu: tool kernel
+	@pass=0; fail=0; failed=""; \
+	for s in $(SCRIPTS); do \
+	  echo "== $$s"; \
+	  if timeout 600 $(TOOL) script $$s --qemu $(BUILD)/kernel.img --machine $(MACHINE); then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); failed="$$failed $$s"; fi; \
+	done; \
+	echo "QEMU sessions: $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
+
+clippy:
+	$(CARGO) clippy --workspace --features std --all-targets -- -D warnings
+	$(CARGO) clippy $(KERNEL_FLAGS) -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+objdump: $(BUILD)/kernel.elf
+	$(OBJDUMP) -d $< | less
+
+sdcard: kernel
+	@bash tools/sdcard.sh $(BUILD)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,152 @@
+/*
+ * boot.S: entry point and exception vectors of the vmcirc kernel (BCM2835,
+ * ARM1176JZF-S, ARMv6). Assembled by rustc through `global_asm!` in src/main.rs.
+ *
+ * Entry (from the VideoCore firmware, or QEMU's -bios loader) at 0x8000:
+ *   mode   SVC (0x13), IRQ/FIQ state as left by the firmware, MMU and caches off
+ *   r0     0
+ *   r1     machine type (0xC42, BCM2708)
+ *   r2     address of the ATAG list (0x100) or of a device tree blob
+ *
+ * Registers touched before Rust runs:
+ *   CPSR   I, F, A set (cpsid aif): no interrupts until Rust enables them
+ *   r4-r6  hold the firmware's r0-r2 while the stacks and .bss are set up
+ *   sp     of UND, ABT, IRQ, FIQ and SVC mode: the tops of the stacks in linker.ld
+ *          (FIQ is never enabled; it shares the UND stack in case one is taken)
+ *   r0-r3  scratch for the .bss clear and the vector copy
+ *   SCTLR  V (bit 13) cleared so the vectors are at 0x0000_0000
+ * The VFP is not enabled: the target is soft-float and no code uses it.
+ * Then kernel_main(r0, r1, r2) is called with the firmware's values; it never
+ * returns (if it did, the core sleeps in WFI forever).
+ */
+
+    .section .text.boot, "ax"
+    .arm
+    .global _start
+_start:
+    cpsid   aif
+    mov     r4, r0
+    mov     r5, r1
+    mov     r6, r2
+
+    cps     #0x1b                   @ UND
+    ldr     sp, =__stack_und_top
+    cps     #0x11                   @ FIQ (unused)
+    ldr     sp, =__stack_und_top
+    cps     #0x17                   @ ABT
+    ldr     sp, =__stack_abt_top
+    cps     #0x12                   @ IRQ
+    ldr     sp, =__stack_irq_top
+    cps     #0x13                   @ SVC
+    ldr     sp, =__stack_svc_top
+
+    /* Zero .bss (word aligned, see linker.ld). */
+    ldr     r0, =__bss_start
+    ldr     r1, =__bss_end
+    mov     r2, #0
+1:  cmp     r0, r1
+    strlo   r2, [r0], #4
+    blo     1b
+
+    /* Copy the 8 vector instructions and their 8 target words to 0x0. */
+    ldr     r0, =__vectors_start
+    mov     r1, #0
+    mov     r3, #16
+2:  ldr     r2, [r0], #4
+    str     r2, [r1], #4
+    subs    r3, r3, #1
+    bne     2b
+    mrc     p15, 0, r0, c1, c0, 0   @ SCTLR
+    bic     r0, r0, #(1 << 13)      @ V = 0: low vectors
+    mcr     p15, 0, r0, c1, c0, 0
+
+    mov     r0, r4
+    mov     r1, r5
+    mov     r2, r6
+    bl      kernel_main
+halt:
+    mov     r0, #0
+    mcr     p15, 0, r0, c7, c0, 4   @ wait for interrupt (ARMv6 CP15 form)
+    b       halt
+
+/*
+ * Exception vectors, copied to 0x0 by _start. Each entry loads pc from the word
+ * 32 bytes further on, so the table works at any address.
+ */
+    .balign 32
+    .global __vectors_start
+__vectors_start:
+    ldr     pc, vec_reset
+    ldr     pc, vec_undef
+    ldr     pc, vec_svc
+    ldr     pc, vec_pabt
+    ldr     pc, vec_dabt
+    ldr     pc, vec_reset
+    ldr     pc, vec_irq
+    ldr     pc, vec_fiq
+vec_reset:  .word _start
+vec_undef:  .word undef_entry
+vec_svc:    .word svc_entry
+vec_pabt:   .word pabt_entry
+vec_dabt:   .word dabt_entry
+vec_unused: .word _start
+vec_irq:    .word irq_entry
+vec_fiq:    .word fiq_entry
+
+/*
+ * IRQ: save the caller-saved registers (AAPCS) and lr, call kernel_irq, return to
+ * the interrupted code restoring CPSR from SPSR (the ^ on ldm with pc).
+ * 6 words keep the stack 8-byte aligned.
+ */
+irq_entry:
+    sub     lr, lr, #4
+    push    {r0-r3, r12, lr}
+    bl      kernel_irq
+    ldm     sp!, {r0-r3, r12, pc}^
+
+/*
+ * Faults. Each saves r0-r12 and lr of the faulting mode's view (14 words, 8-byte
+ * aligned) and calls kernel_fault(kind, lr, spsr, saved_regs), which prints one
+ * line. The faulting context is then abandoned: every mode's stack is reset and
+ * kernel_recover() re-enters the shell in SVC mode. kinds: 0 undefined
+ * instruction (lr = insn + 4, ARM state), 1 prefetch abort (lr = insn + 4),
+ * 2 data abort (lr = insn + 8), 3 SVC (lr = insn + 4), 4 FIQ.
+ */
+undef_entry:
+    push    {r0-r12, lr}
+    mov     r0, #0
+    b       fault_common
+pabt_entry:
+    push    {r0-r12, lr}
+    mov     r0, #1
+    b       fault_common
+dabt_entry:
+    push    {r0-r12, lr}
+    mov     r0, #2
+    b       fault_common
+svc_entry:
+    push    {r0-r12, lr}
+    mov     r0, #3
+    b       fault_common
+fiq_entry:
+    push    {r0-r12, lr}
+    mov     r0, #4
+fault_common:
+    mov     r1, lr
+    mrs     r2, spsr
+    mov     r3, sp
+    bl      kernel_fault
+    cps     #0x1b                   @ UND
+    ldr     sp, =__stack_und_top
+    cps     #0x11                   @ FIQ
+    ldr     sp, =__stack_und_top
+    cps     #0x17                   @ ABT
+    ldr     sp, =__stack_abt_top
+    cps     #0x12                   @ IRQ
+    ldr     sp, =__stack_irq_top
+    cps     #0x13                   @ SVC
+    ldr     sp, =__stack_svc_top
+    bl      kernel_recover
+    b       halt
+
+    .ltorg

@@ -1,0 +1,194 @@
+//! [`BoardPlatform`]: the shell's view of the Raspberry Pi: `info`, raw memory
+//! reads for `x`, and `reboot` through the watchdog.
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use vmcirc::arch::decode_midr;
+use vmcirc::board::mailbox::FirmwareInfo;
+use vmcirc::board::mmio::Mmio;
+use vmcirc::board::{revision, watchdog, PERIPHERAL_BASE, PERIPHERAL_END, UART_CLOCK_HZ};
+use vmcirc::mmu::{cp15, mmu_state, LiveTable};
+use vmcirc::shell::{Platform, PlatformError};
+use vmcirc::uart::{RxStats, RX_QUEUE_BYTES};
+
+use super::console::now_us;
+use super::entry::BAUD;
+
+/// Where the RAM size came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySource {
+    /// The mailbox property interface.
+    Mailbox,
+    /// The firmware's ATAG list.
+    Atags,
+    /// Neither answered: a conservative guess.
+    Assumed,
+}
+
+/// The board, as the shell sees it.
+pub struct BoardPlatform {
+    table: LiveTable,
+    fw: Option<FirmwareInfo>,
+    ram_bytes: u32,
+    source: MemorySource,
+    machine: u32,
+    atags: u32,
+    rx_stats: &'static RxStats,
+}
+
+impl BoardPlatform {
+    /// Everything `kernel_main` learnt at boot.
+    pub fn new(
+        table: LiveTable,
+        fw: Option<FirmwareInfo>,
+        ram_bytes: u32,
+        source: MemorySource,
+        machine: u32,
+        atags: u32,
+        rx_stats: &'static RxStats,
+    ) -> Self {
+        BoardPlatform {
+            table,
+            fw,
+            ram_bytes,
+            source,
+            machine,
+            atags,
+            rx_stats,
+        }
+    }
+
+    /// The live translation table.
+    pub fn table(&mut self) -> &mut LiveTable {
+        &mut self.table
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+impl Platform for BoardPlatform {
+    fn info(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
+        let id = decode_midr(cp15::read_midr());
+        writeln!(
+            out,
+            "cpu: {} {} r{}p{} (midr={:#010x})",
+            id.implementer, id.part, id.variant, id.revision, id.raw
+        )?;
+        match self.fw {
+            Some(fw) => {
+                let b = revision::decode(fw.revision);
+                write!(
+                    out,
+                    "board: {} rev 1.{} (revision {:#x})",
+                    b.name, b.board_rev, fw.revision
+                )?;
+                if let Some(mib) = b.memory_mib {
+                    write!(out, ", {mib} MiB SDRAM")?;
+                }
+                writeln!(out)?;
+            }
+            None => writeln!(
+                out,
+                "board: BCM2835 (the firmware did not answer the mailbox)"
+            )?,
+        }
+        let src = match self.source {
+            MemorySource::Mailbox => "mailbox",
+            MemorySource::Atags => "ATAGs",
+            MemorySource::Assumed => "assumed: firmware gave no size",
+        };
+        write!(
+            out,
+            "memory: {} MiB for the ARM ({src})",
+            self.ram_bytes >> 20
+        )?;
+        if let Some(fw) = self.fw {
+            write!(
+                out,
+                ", {} MiB VideoCore at {:#010x}",
+                fw.vc_size >> 20,
+                fw.vc_base
+            )?;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "firmware: machine type {:#x}, boot tags at {:#x}",
+            self.machine, self.atags
+        )?;
+        let m = mmu_state();
+        writeln!(
+            out,
+            "mmu: {}, d-cache {}, i-cache {}, branch prediction {}, table at {:#010x}",
+            on_off(m.mmu()),
+            on_off(m.dcache()),
+            on_off(m.icache()),
+            on_off(m.branch_prediction()),
+            m.table_base()
+        )?;
+        writeln!(
+            out,
+            "uart: PL011 {BAUD} 8N1 from a {} MHz clock; rx queue {} bytes, received {}, queue overruns {}, fifo overruns {}, line errors {}",
+            UART_CLOCK_HZ / 1_000_000,
+            RX_QUEUE_BYTES,
+            self.rx_stats.received.load(Ordering::Relaxed),
+            self.rx_stats.queue_overruns.load(Ordering::Relaxed),
+            self.rx_stats.fifo_overruns.load(Ordering::Relaxed),
+            self.rx_stats.line_errors.load(Ordering::Relaxed),
+        )
+    }
+
+    fn uptime_us(&mut self) -> u64 {
+        now_us()
+    }
+
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError> {
+        let addr = u32::try_from(addr).map_err(|_| PlatformError("x: address beyond 32 bits"))?;
+        let device = (PERIPHERAL_BASE..PERIPHERAL_END).contains(&addr);
+        if device && (addr % 4 != 0 || buf.len() % 4 != 0) {
+            return Err(PlatformError(
+                "x: peripheral registers are read as whole aligned words",
+            ));
+        }
+        if device {
+            for (i, chunk) in buf.chunks_exact_mut(4).enumerate() {
+                let a = addr + 4 * i as u32;
+                // SAFETY: an aligned word read of a peripheral register. A read of
+                // an unmapped address takes a data abort, which is reported and
+                // recovered from (it never returns here).
+                let v = unsafe { core::ptr::read_volatile(a as usize as *const u32) };
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+        } else {
+            for (i, b) in buf.iter_mut().enumerate() {
+                let a = addr.wrapping_add(i as u32);
+                // SAFETY: a byte read; mapped RAM is always readable, and an
+                // unmapped address takes a data abort that the fault handler
+                // reports before it re-enters the shell.
+                *b = unsafe { core::ptr::read_volatile(a as usize as *const u8) };
+            }
+        }
+        Ok(())
+    }
+
+    fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
+        // SAFETY: the watchdog registers; the shell is the only user.
+        let mut bus = unsafe { Mmio::new() };
+        watchdog::reset_after(&mut bus, 10);
+        let start = now_us();
+        while now_us() - start < 500_000 {
+            core::hint::spin_loop();
+        }
+        writeln!(
+            out,
+            "error: reboot: the watchdog did not reset the board within 0.5 s (this emulator does not model the BCM2835 watchdog)"
+        )
+    }
+}

@@ -1,0 +1,461 @@
+//! [`LineIo`]: the byte stream between the console and `noline`, made to work
+//! over dumb links without losing input.
+//!
+//! `noline` 0.5 asks the terminal for its size and cursor position (`ESC[6n`)
+//! before every prompt and waits for the replies. A real terminal answers within
+//! milliseconds; a script, `cat` into the port or a test harness never does. So
+//! `LineIo` forwards each query and waits at most [`REPLY_TIMEOUT_US`] for the
+//! answer. Bytes that arrive meanwhile and are not the answer (someone typing or
+//! pasting) are kept and delivered afterwards, in order, so none is swallowed. If
+//! no answer comes, `LineIo` answers itself (an 80x24 terminal, the cursor at the
+//! column its own output left it) and from then on answers every query at once,
+//! so a dumb link pays the wait only once. A late real answer switches it back.
+//!
+//! Input is also normalised: NUL bytes are dropped, and an LF right after a CR
+//! is dropped, so CR, LF and CRLF line ends each end exactly one line.
+
+use embedded_io::{ErrorType, Read, Write};
+
+use super::Console;
+
+/// Columns assumed when the terminal does not answer.
+pub const COLUMNS: u16 = 80;
+/// Rows assumed when the terminal does not answer.
+pub const ROWS: u16 = 24;
+/// How long to wait for a terminal's reply to `ESC[6n`.
+pub const REPLY_TIMEOUT_US: u64 = 200_000;
+
+/// Recognises `ESC [ digits ; digits R` (a cursor position report).
+#[derive(Default, Clone, Copy)]
+struct CprParser {
+    state: u8,
+}
+
+#[derive(PartialEq, Eq)]
+enum Cpr {
+    More,
+    Done,
+    No,
+}
+
+impl CprParser {
+    fn feed(&mut self, b: u8) -> Cpr {
+        let (next, r) = match (self.state, b) {
+            (0, 0x1b) => (1, Cpr::More),
+            (1, b'[') => (2, Cpr::More),
+            (2 | 3, b'0'..=b'9') => (3, Cpr::More),
+            (3, b';') => (4, Cpr::More),
+            (4 | 5, b'0'..=b'9') => (5, Cpr::More),
+            (5, b'R') => (0, Cpr::Done),
+            _ => (0, Cpr::No),
+        };
+        self.state = next;
+        r
+    }
+}
+
+/// Tracks the cursor column through our own output and spots the sequences
+/// `noline` uses to probe the terminal.
+#[derive(Default)]
+struct OutputTracker {
+    /// 0 plain, 1 after ESC, 2 inside a CSI.
+    esc: u8,
+    csi: heapless::Vec<u8, 12>,
+    column: u16,
+    saved_column: u16,
+    at_corner: bool,
+}
+
+enum OutEvent {
+    None,
+    /// `ESC[6n`: the reply the terminal would give if it were 80x24.
+    Query(u16, u16),
+}
+
+impl OutputTracker {
+    fn feed(&mut self, b: u8) -> OutEvent {
+        match self.esc {
+            1 => {
+                self.esc = 0;
+                match b {
+                    b'[' => {
+                        self.esc = 2;
+                        self.csi.clear();
+                    }
+                    b'7' => self.saved_column = self.column,
+                    b'8' => {
+                        self.column = self.saved_column;
+                        self.at_corner = false;
+                    }
+                    _ => {}
+                }
+                OutEvent::None
+            }
+            2 => {
+                if (0x40..=0x7e).contains(&b) {
+                    self.esc = 0;
+                    let params = core::mem::take(&mut self.csi);
+                    match (b, params.as_slice()) {
+                        (b'n', b"6") => {
+                            return if self.at_corner {
+                                OutEvent::Query(ROWS, COLUMNS)
+                            } else {
+                                OutEvent::Query(ROWS, self.column.saturating_add(1).min(COLUMNS))
+                            };
+                        }
+                        (b'H', p) => {
+                            self.at_corner = p == b"999;999";
+                            if !self.at_corner {
+                                // Absolute move: the column is the second number.
+                                let col =
+                                    p.split(|&c| c == b';').nth(1).map(parse_dec).unwrap_or(1);
+                                self.column = col.saturating_sub(1);
+                            }
+                        }
+                        (b'C', p) => self.column = self.column.saturating_add(parse_dec(p).max(1)),
+                        (b'D', p) => self.column = self.column.saturating_sub(parse_dec(p).max(1)),
+                        _ => {}
+                    }
+                } else {
+                    let _ = self.csi.push(b);
+                }
+                OutEvent::None
+            }
+            _ => {
+                match b {
+                    0x1b => self.esc = 1,
+                    b'\r' | b'\n' => self.column = 0,
+                    0x08 => self.column = self.column.saturating_sub(1),
+                    0x20..=0x7e => self.column = self.column.saturating_add(1),
+                    _ => {}
+                }
+                OutEvent::None
+            }
+        }
+    }
+}
+
+fn parse_dec(s: &[u8]) -> u16 {
+    s.iter()
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0u16, |a, &c| {
+            a.saturating_mul(10).saturating_add(u16::from(c - b'0'))
+        })
+}
+
+/// The interposer; see the module docs.
+pub struct LineIo<'c, C: Console> {
+    console: &'c mut C,
+    /// Terminal replies for `noline`, delivered before anything else.
+    replies: heapless::Deque<u8, 64>,
+    /// Input that arrived while waiting for a reply, delivered next.
+    kept: heapless::Deque<u8, 512>,
+    /// Queries without an answer yet: the answer we would give.
+    pending: heapless::Deque<(u16, u16), 4>,
+    deadline: u64,
+    dumb: bool,
+    cpr: CprParser,
+    cpr_bytes: heapless::Vec<u8, 16>,
+    /// CPR recognition on delivered input (late replies while dumb).
+    late: CprParser,
+    out: OutputTracker,
+    after_cr: bool,
+    eof: bool,
+}
+
+impl<'c, C: Console> LineIo<'c, C> {
+    /// Wraps a console.
+    pub fn new(console: &'c mut C) -> Self {
+        LineIo {
+            console,
+            replies: heapless::Deque::new(),
+            kept: heapless::Deque::new(),
+            pending: heapless::Deque::new(),
+            deadline: 0,
+            dumb: false,
+            cpr: CprParser::default(),
+            cpr_bytes: heapless::Vec::new(),
+            late: CprParser::default(),
+            out: OutputTracker::default(),
+            after_cr: false,
+            eof: false,
+        }
+    }
+
+    /// The console underneath.
+    pub fn console(&mut self) -> &mut C {
+        self.console
+    }
+
+    /// Whether the input stream has ended (host streams only).
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Whether the terminal was found not to answer queries.
+    pub fn is_dumb(&self) -> bool {
+        self.dumb
+    }
+
+    /// One raw input byte without waiting (binary transfers such as `rx`): kept
+    /// bytes first, then the console. An LF right after the command line's CR is
+    /// dropped, so `rx LEN` sent with CRLF works.
+    pub fn try_read_raw(&mut self) -> Option<u8> {
+        loop {
+            let b = match self.kept.pop_front() {
+                Some(b) => b,
+                None => self.console.try_read_byte()?,
+            };
+            if core::mem::take(&mut self.after_cr) && b == b'\n' {
+                continue;
+            }
+            return Some(b);
+        }
+    }
+
+    /// Drops all input that is already queued (resynchronising after a failed
+    /// transfer); returns how many bytes went.
+    pub fn discard_input(&mut self) -> usize {
+        let mut n = self.kept.len();
+        self.kept.clear();
+        while self.console.try_read_byte().is_some() {
+            n += 1;
+        }
+        self.after_cr = false;
+        n
+    }
+
+    fn push_reply(&mut self, (row, col): (u16, u16)) {
+        let mut buf = [0u8; 16];
+        let n = fmt_cpr(&mut buf, row, col);
+        for &b in &buf[..n] {
+            let _ = self.replies.push_back(b);
+        }
+    }
+
+    fn keep(&mut self, b: u8) {
+        // `pump` stops reading while `kept` is nearly full, so this fits.
+        let _ = self.kept.push_back(b);
+    }
+
+    fn time_out(&mut self) {
+        self.dumb = true;
+        while let Some(answer) = self.pending.pop_front() {
+            self.push_reply(answer);
+        }
+        self.cpr = CprParser::default();
+        let partial = core::mem::take(&mut self.cpr_bytes);
+        for &b in &partial {
+            self.keep(b);
+        }
+    }
+
+    /// While queries are outstanding: sort incoming bytes into the terminal's
+    /// replies and kept input, until every query is answered or the wait ends.
+    fn pump(&mut self) {
+        while !self.pending.is_empty() {
+            if self.kept.capacity() - self.kept.len() < 32 {
+                // Leave further input queued in the console; answer now.
+                self.time_out();
+                return;
+            }
+            let Some(b) = self.console.try_read_byte() else {
+                if self.console.input_closed() || self.console.now_us() >= self.deadline {
+                    self.time_out();
+                }
+                continue;
+            };
+            match self.cpr.feed(b) {
+                Cpr::More => {
+                    let _ = self.cpr_bytes.push(b);
+                }
+                Cpr::Done => {
+                    let _ = self.cpr_bytes.push(b);
+                    for &r in &core::mem::take(&mut self.cpr_bytes) {
+                        let _ = self.replies.push_back(r);
+                    }
+                    self.pending.pop_front();
+                    self.dumb = false;
+                }
+                Cpr::No => {
+                    for &p in &core::mem::take(&mut self.cpr_bytes) {
+                        self.keep(p);
+                    }
+                    if self.cpr.feed(b) == Cpr::More {
+                        let _ = self.cpr_bytes.push(b);
+                    } else {
+                        self.keep(b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Formats `ESC [ row ; col R` into `buf`, returning its length.
+fn fmt_cpr(buf: &mut [u8; 16], row: u16, col: u16) -> usize {
+    let mut n = 0;
+    let mut put = |b: u8| {
+        buf[n] = b;
+        n += 1;
+    };
+    put(0x1b);
+    put(b'[');
+    for (i, v) in [row, col].into_iter().enumerate() {
+        if i == 1 {
+            put(b';');
+        }
+        let mut digits = [0u8; 5];
+        let mut k = 0;
+        let mut v = v;
+        loop {
+            digits[k] = b'0' + (v % 10) as u8;
+            k += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for d in digits[..k].iter().rev() {
+            put(*d);
+        }
+    }
+    put(b'R');
+    n
+}
+
+impl<C: Console> ErrorType for LineIo<'_, C> {
+    type Error = C::Error;
+}
+
+impl<C: Console> Read for LineIo<'_, C> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, C::Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.replies.is_empty() && !self.pending.is_empty() {
+            self.pump();
+        }
+        if let Some(b) = self.replies.pop_front() {
+            buf[0] = b;
+            return Ok(1);
+        }
+        loop {
+            let b = match self.kept.pop_front() {
+                Some(b) => b,
+                None => {
+                    let mut one = [0u8; 1];
+                    if self.console.read(&mut one)? == 0 {
+                        self.eof = true;
+                        return Ok(0);
+                    }
+                    one[0]
+                }
+            };
+            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            if b == 0 || (b == b'\n' && after_cr) {
+                continue;
+            }
+            if self.late.feed(b) == Cpr::Done {
+                // A real terminal answered after all.
+                self.dumb = false;
+            }
+            buf[0] = b;
+            return Ok(1);
+        }
+    }
+}
+
+impl<C: Console> Write for LineIo<'_, C> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, C::Error> {
+        self.console.write_all(buf)?;
+        for &b in buf {
+            if let OutEvent::Query(row, col) = self.out.feed(b) {
+                if self.dumb {
+                    self.push_reply((row, col));
+                } else {
+                    if self.pending.is_empty() {
+                        self.deadline = self.console.now_us() + REPLY_TIMEOUT_US;
+                    }
+                    if self.pending.push_back((row, col)).is_err() {
+                        self.time_out();
+                    }
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), C::Error> {
+        self.console.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::testio::MemConsole;
+    use std::vec::Vec;
+
+    fn read_n(io: &mut LineIo<'_, MemConsole>, n: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut b = [0u8; 1];
+        for _ in 0..n {
+            if io.read(&mut b).unwrap() == 0 {
+                break;
+            }
+            got.push(b[0]);
+        }
+        got
+    }
+
+    #[test]
+    fn dumb_link_gets_answers_and_keeps_typed_bytes() {
+        let mut con = MemConsole::new(b"ab");
+        con.set_closed_when_empty(false);
+        let mut io = LineIo::new(&mut con);
+        io.write_all(b"\x1b7\x1b[999;999H\x1b[6n\x1b8").unwrap();
+        assert_eq!(read_n(&mut io, 8), b"\x1b[24;80R");
+        assert!(io.is_dumb());
+        io.write_all(b"\r\x1b[Jvmcirc> \x1b[6n").unwrap();
+        assert_eq!(read_n(&mut io, 7), b"\x1b[24;9R");
+        // The typed bytes come after the replies, none lost.
+        assert_eq!(read_n(&mut io, 2), b"ab");
+        drop(io);
+        // Queries still reach the console (a real terminal may be there).
+        assert_eq!(
+            con.output(),
+            b"\x1b7\x1b[999;999H\x1b[6n\x1b8\r\x1b[Jvmcirc> \x1b[6n"
+        );
+    }
+
+    #[test]
+    fn real_terminal_reply_is_used_and_input_around_it_kept() {
+        // The terminal's reply arrives in the middle of typed bytes.
+        let mut con = MemConsole::new(b"x\x1b[A\x1b[51;200Ry");
+        let mut io = LineIo::new(&mut con);
+        io.write_all(b"\x1b[999;999H\x1b[6n").unwrap();
+        assert_eq!(read_n(&mut io, 9), b"\x1b[51;200R");
+        assert!(!io.is_dumb());
+        assert_eq!(read_n(&mut io, 10), b"x\x1b[Ay");
+    }
+
+    #[test]
+    fn input_normalisation() {
+        let mut con = MemConsole::new(b"a\0\r\nb\n\r\r\n");
+        let mut io = LineIo::new(&mut con);
+        assert_eq!(read_n(&mut io, 100), b"a\rb\n\r\r");
+        assert!(io.at_eof());
+    }
+
+    #[test]
+    fn raw_reads_drop_the_lf_of_a_crlf() {
+        let mut con = MemConsole::new(b"\r\n\nxy");
+        let mut io = LineIo::new(&mut con);
+        assert_eq!(read_n(&mut io, 1), b"\r");
+        assert_eq!(io.try_read_raw(), Some(b'\n'));
+        assert_eq!(io.try_read_raw(), Some(b'x'));
+        assert_eq!(io.discard_input(), 1);
+        assert_eq!(io.try_read_raw(), None);
+    }
+}
