@@ -8,7 +8,11 @@ use vmcirc::arch::decode_midr;
 use vmcirc::board::mailbox::FirmwareInfo;
 use vmcirc::board::mmio::Mmio;
 use vmcirc::board::{revision, watchdog, PERIPHERAL_BASE, PERIPHERAL_END, UART_CLOCK_HZ};
-use vmcirc::mmu::{cp15, mmu_state, LiveTable};
+use vmcirc::mmu::{
+    cp15, mirror_create, mirror_destroy, mmu_state, LiveTable, SectionAllocator, SectionMirror,
+    WindowAllocator,
+};
+use vmcirc::shell::ring::Rings;
 use vmcirc::shell::{Platform, PlatformError};
 use vmcirc::uart::{RxStats, RX_QUEUE_BYTES};
 
@@ -35,7 +39,23 @@ pub struct BoardPlatform {
     machine: u32,
     atags: u32,
     rx_stats: &'static RxStats,
+    sections: Option<SectionAllocator>,
+    windows: WindowAllocator,
+    rings: Rings<SectionMirror>,
 }
+
+extern "C" {
+    /// First byte after the kernel image, .bss and stacks (linker.ld).
+    static __kernel_end: u8;
+}
+
+/// RAM below this stays with the kernel (image, stacks, table); ring stores come
+/// from the whole MiBs above it.
+fn kernel_end() -> u32 {
+    // Only the symbol's address is taken, never its contents.
+    core::ptr::addr_of!(__kernel_end) as usize as u32
+}
+
 
 impl BoardPlatform {
     /// Everything `kernel_main` learnt at boot.
@@ -48,6 +68,9 @@ impl BoardPlatform {
         atags: u32,
         rx_stats: &'static RxStats,
     ) -> Self {
+        // SAFETY: RAM from the first MiB after the kernel to the firmware's ARM
+        // size is used by nothing else, and the boot map maps it normal WB.
+        let sections = unsafe { SectionAllocator::new(kernel_end(), ram_bytes) }.ok();
         BoardPlatform {
             table,
             fw,
@@ -56,12 +79,10 @@ impl BoardPlatform {
             machine,
             atags,
             rx_stats,
+            sections,
+            windows: WindowAllocator::new(),
+            rings: Rings::default(),
         }
-    }
-
-    /// The live translation table.
-    pub fn table(&mut self) -> &mut LiveTable {
-        &mut self.table
     }
 }
 
@@ -150,11 +171,10 @@ impl Platform for BoardPlatform {
     }
 
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError> {
-        let addr = u32::try_from(addr).map_err(|_| PlatformError("x: address beyond 32 bits"))?;
+        let addr = u32::try_from(addr).map_err(|_| PlatformError::from("x: address beyond 32 bits"))?;
         let device = (PERIPHERAL_BASE..PERIPHERAL_END).contains(&addr);
         if device && (addr % 4 != 0 || buf.len() % 4 != 0) {
-            return Err(PlatformError(
-                "x: peripheral registers are read as whole aligned words",
+            return Err(PlatformError::from("x: peripheral registers are read as whole aligned words",
             ));
         }
         if device {
@@ -190,5 +210,68 @@ impl Platform for BoardPlatform {
             out,
             "error: reboot: the watchdog did not reset the board within 0.5 s (this emulator does not model the BCM2835 watchdog)"
         )
+    }
+
+    type Mirror = SectionMirror;
+
+    fn rings(&mut self) -> &mut Rings<SectionMirror> {
+        &mut self.rings
+    }
+
+    fn create_mirror(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
+        let sections = self.sections.as_mut().ok_or(PlatformError::from("ring new: no free RAM above the kernel"))?;
+        let mib = u32::try_from(mib).unwrap_or(u32::MAX);
+        mirror_create(&mut self.table, sections, &mut self.windows, mib)
+            .map_err(|e| PlatformError::text(format_args!("ring new: {e}")))
+    }
+
+    fn destroy_mirror(&mut self, mirror: SectionMirror) {
+        if let Some(sections) = self.sections.as_mut() {
+            if let Err((_, m)) = mirror_destroy(&mut self.table, sections, &mut self.windows, mirror) {
+                // Cannot happen for a mirror this platform made; keep it mapped
+                // rather than free memory still in use.
+                core::mem::forget(m);
+            }
+        }
+    }
+
+    fn describe_mirror(m: &SectionMirror, out: &mut dyn fmt::Write) -> fmt::Result {
+        write!(
+            out,
+            "{} MiB store at phys {:#010x}, window {:#010x}..{:#010x} (second copy at {:#010x})",
+            m.mib(),
+            m.store_pa(),
+            m.window_va(),
+            m.guard_va(),
+            m.second_half_va()
+        )
+    }
+
+    fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
+        let mut any = false;
+        for run in self.table.table().non_identity_runs() {
+            writeln!(out, "{run}")?;
+            any = true;
+        }
+        if !any {
+            writeln!(out, "only the identity map (RAM and peripherals); no rings mapped")?;
+        }
+        if let Some(s) = &self.sections {
+            let (lo, hi) = s.range();
+            writeln!(
+                out,
+                "free RAM for rings: {} of {} MiB ({:#010x}..{:#010x}), largest run {} MiB",
+                s.free_sections(),
+                s.total_sections(),
+                lo,
+                hi,
+                s.largest_free_run()
+            )?;
+        }
+        Ok(())
+    }
+
+    fn clock_fn(&self) -> fn() -> u64 {
+        now_us
     }
 }

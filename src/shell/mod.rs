@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod hexdump;
+pub mod ring;
 pub mod term;
 #[cfg(any(test, feature = "std"))]
 pub mod testio;
@@ -52,13 +53,28 @@ pub trait Console: embedded_io::Read + embedded_io::Write {
     }
 }
 
-/// A platform error, rendered after `error: `.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlatformError(pub &'static str);
+/// A platform error, rendered after `error: ` (one line, at most 160 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformError(pub heapless::String<160>);
+
+impl PlatformError {
+    /// An error from formatted text (truncated to fit).
+    pub fn text(args: fmt::Arguments<'_>) -> Self {
+        let mut s = heapless::String::new();
+        let _ = s.write_fmt(args);
+        PlatformError(s)
+    }
+}
+
+impl From<&str> for PlatformError {
+    fn from(s: &str) -> Self {
+        PlatformError::text(format_args!("{s}"))
+    }
+}
 
 impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(&self.0)
     }
 }
 
@@ -74,6 +90,21 @@ pub trait Platform {
     /// Resets the machine. Returns only when that did not happen, after writing
     /// why (e.g. an emulator without a watchdog).
     fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
+
+    /// The mirrored memory this platform makes for rings.
+    type Mirror: crate::vmcirc::Mirror;
+    /// The session's rings (the platform stores them).
+    fn rings(&mut self) -> &mut ring::Rings<Self::Mirror>;
+    /// Makes a zeroed mirror of `mib` MiB (the store mapped twice back to back).
+    fn create_mirror(&mut self, mib: u64) -> Result<Self::Mirror, PlatformError>;
+    /// Unmaps a mirror and returns its memory.
+    fn destroy_mirror(&mut self, mirror: Self::Mirror);
+    /// One line fragment: where the mirror's store and window are.
+    fn describe_mirror(mirror: &Self::Mirror, out: &mut dyn fmt::Write) -> fmt::Result;
+    /// The `map` command: the non-identity mappings, virtual -> physical.
+    fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
+    /// A microsecond clock usable while the rings are borrowed.
+    fn clock_fn(&self) -> fn() -> u64;
 }
 
 /// Writes formatted text to the console, turning `\n` into `\r\n`.
@@ -274,7 +305,7 @@ pub fn execute<C: Console, P: Platform>(line: &str, io: &mut LineIo<'_, C>, plat
     }
 }
 
-fn no_more<'a>(words: &[&'a str], n: usize) -> Result<(), ArgError<'a>> {
+pub(crate) fn no_more<'a>(words: &[&'a str], n: usize) -> Result<(), ArgError<'a>> {
     match words.get(n) {
         Some(w) => Err(ArgError::Extra(w)),
         None => Ok(()),
@@ -351,7 +382,9 @@ fn dispatch<'a, C: Console, P: Platform>(
             let _ = embedded_io::Write::flush(out.0);
             let _ = platform.reboot(&mut out);
         }
-        other => return Err(CmdError::Unknown(other)),
+        other => {
+            return ring::dispatch(line, &words, out.0, platform).unwrap_or(Err(CmdError::Unknown(other)));
+        }
     }
     Ok(())
 }
