@@ -12,11 +12,11 @@ TARGET       := armv6-none-eabi
 BUILD        := build
 CARGO        ?= cargo
 KERNEL_FLAGS := -Zbuild-std=core -Zbuild-std-features=compiler-builtins-mem --target $(TARGET) --release --features kernel --bin kernel
-KERNEL_OUT   := target/$(TARGET)/release/kernel
+KERNEL_OUT   := $(or $(CARGO_TARGET_DIR),target)/$(TARGET)/release/kernel
 SYSROOT       = $(shell rustc --print sysroot)
 OBJCOPY       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objcopy)
 OBJDUMP       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objdump)
-TOOL         := target/release/vmcirc
+TOOL         := $(or $(CARGO_TARGET_DIR),target)/release/vmcirc
 MACHINE      ?= raspi0
 SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms))
 

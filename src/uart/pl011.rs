@@ -207,8 +207,12 @@ impl<B: Bus> Pl011<B> {
 
     /// The interrupt handler's body: drains the receive FIFO into the queue via
     /// `push` (which returns false when the queue is full), counts everything in
-    /// `stats`, and clears the receive interrupts.
+    /// `stats`; the receive interrupts are cleared before the FIFO is drained.
     pub fn drain_rx_fifo(&mut self, stats: &RxStats, mut push: impl FnMut(u8) -> bool) {
+        // Clear first, then drain: a byte that arrives after the last FR read
+        // raises the interrupt again. (Clearing after the loop could drop that
+        // interrupt and leave bytes in the FIFO with nothing to fetch them.)
+        self.wr(ICR, INT_RX | INT_RT | INT_OE);
         while self.rd(FR) & FR_RXFE == 0 {
             let dr = self.rd(DR);
             if dr & DR_OE != 0 {
@@ -223,7 +227,6 @@ impl<B: Bus> Pl011<B> {
                 stats.queue_overruns.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.wr(ICR, INT_RX | INT_RT | INT_OE);
     }
 }
 
