@@ -171,7 +171,11 @@ impl Platform for BoardPlatform {
     }
 
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError> {
-        let addr = u32::try_from(addr).map_err(|_| PlatformError::from("x: address beyond 32 bits"))?;
+        let end = addr.checked_add(buf.len() as u64).filter(|&e| e <= 1 << 32);
+        if end.is_none() {
+            return Err(PlatformError::from("x: range beyond the 32-bit address space"));
+        }
+        let addr = addr as u32;
         let device = (PERIPHERAL_BASE..PERIPHERAL_END).contains(&addr);
         if device && (addr % 4 != 0 || buf.len() % 4 != 0) {
             return Err(PlatformError::from("x: peripheral registers are read as whole aligned words",

@@ -10,6 +10,8 @@
 
 pub mod args;
 pub mod hexdump;
+#[cfg(all(unix, any(test, feature = "std")))]
+pub mod host;
 pub mod ring;
 pub mod term;
 #[cfg(any(test, feature = "std"))]
@@ -370,8 +372,8 @@ fn dispatch<'a, C: Console, P: Platform>(
                 None => 64,
             };
             no_more(&words, 3)?;
-            if addr.checked_add(len).is_none_or(|end| end > 1 << 32) {
-                return Err(CmdError::Msg("x: range beyond the 32-bit address space"));
+            if addr.checked_add(len).is_none() {
+                return Err(CmdError::Msg("x: range beyond the address space"));
             }
             let mut row = [0u8; hexdump::ROW];
             let mut off = 0;

@@ -1,16 +1,22 @@
 //! Host tests of the shell: the same code the kernel runs, on in-memory streams.
 
-use super::testio::{FakePlatform, MemConsole, FAKE_MEM_BASE};
+use super::host::HostPlatform;
+use super::testio::MemConsole;
 use super::*;
 use std::string::String;
 use std::vec::Vec;
 
 /// Runs the shell over `input` until it ends; returns the cleaned-up transcript.
 fn run(input: &[u8]) -> String {
-    run_with(input, &mut FakePlatform::default())
+    run_with(input, &mut platform())
 }
 
-fn run_with(input: &[u8], platform: &mut FakePlatform) -> String {
+/// Rings of 64 KiB units, at most 1 MiB in all.
+fn platform() -> HostPlatform {
+    HostPlatform::new(64 * 1024, 16)
+}
+
+fn run_with(input: &[u8], platform: &mut HostPlatform) -> String {
     let mut con = MemConsole::new(input);
     let mut line = [0u8; LINE_BUFFER_BYTES];
     let mut hist = [0u8; HISTORY_BYTES];
@@ -89,14 +95,21 @@ fn numbers_are_checked() {
 
 #[test]
 fn hexdump_of_memory_and_unmapped_error() {
-    let t = run(b"x 0x10000010 20\rx 0x20000000 16\r");
+    let mut p = platform();
+    let id = p.add_ring(65536).unwrap();
+    let (base, cap) = p.window(id).unwrap();
+    // 20 bytes from 16 before the end of the first copy: the second copy shows
+    // the store's first bytes.
+    let at = base + cap - 16;
+    let input = format!("fill 65536 seq\rx {at:#x} 20\rx 0x10 16\r");
+    let t = run_with(input.as_bytes(), &mut p);
     let o = outputs(&t);
-    let p = FakePlatform::default();
+    let seq: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();
     let mut expect = String::new();
-    hexdump::write_row(&mut expect, FAKE_MEM_BASE + 16, &p.mem[16..32], "").unwrap();
-    hexdump::write_row(&mut expect, FAKE_MEM_BASE + 32, &p.mem[32..36], "").unwrap();
-    assert_eq!(o[0], expect);
-    assert_eq!(o[1], "error: x: address not mapped\n");
+    hexdump::write_row(&mut expect, at as u64, &seq[cap - 16..], "").unwrap();
+    hexdump::write_row(&mut expect, (at + 16) as u64, &seq[..4], "").unwrap();
+    assert_eq!(o[1], expect);
+    assert_eq!(o[2], "error: x: on the host only the rings' windows are readable\n");
 }
 
 #[test]
@@ -191,7 +204,7 @@ fn rx_times_out_when_the_sender_stops_early() {
     con.set_closed_when_empty(false);
     let mut line = [0u8; LINE_BUFFER_BYTES];
     let mut hist = [0u8; HISTORY_BYTES];
-    let mut p = FakePlatform::default();
+    let mut p = platform();
     {
         let mut io = LineIo::new(&mut con);
         let mut shell = Shell::new(&mut line, &mut hist, &mut io);
@@ -215,4 +228,93 @@ fn paste_of_200_lines_runs_in_order() {
     for i in 0..200 {
         assert_eq!(o[i], format!("line {i}\n"));
     }
+}
+
+#[test]
+fn ring_commands_need_a_ring_and_reject_bad_input_without_change() {
+    let t = run(b"stat\rpush x\rring new 0\rring new 17\rring new 1\rpushx 41\rpop abc\rpushx 0g\rpushx 41 4\rfill 3 sideways\rring use 9\rstat\rpeek\r");
+    let o = outputs(&t);
+    assert_eq!(o[0], "error: no ring: create one with 'ring new MIB'\n");
+    assert_eq!(o[1], "error: no ring: create one with 'ring new MIB'\n");
+    assert_eq!(o[2], "error: ring new: MIB must be at least 1\n");
+    assert_eq!(o[3], "error: ring new: not enough memory: 17 requested, 16 free\n");
+    assert!(o[4].starts_with("ring 1: memfd store of 65536 bytes, window 0x"), "{}", o[4]);
+    assert_eq!(o[5], "pushed 1 bytes\n");
+    assert_eq!(o[6], "error: invalid number 'abc' (use decimal or 0x-hex)\n");
+    assert_eq!(o[7], "error: invalid hex '0g' (pairs of 0-9a-f)\n");
+    assert_eq!(o[8], "error: invalid hex '4' (pairs of 0-9a-f)\n");
+    assert_eq!(o[9], "error: unexpected argument 'sideways'\n");
+    assert_eq!(o[10], "error: ring use: no such ring\n");
+    assert!(o[11].starts_with("ring 1: capacity 65536, len 1, remaining 65535\n"), "{}", o[11]);
+    assert_eq!(o[12], "\"A\"\n");
+}
+
+#[test]
+fn ring_capacity_wrap_and_dump() {
+    let t = run(b"ring new 1\rfill 65536 byte 0x41\rpush Z\rpop 65530\rpush 0123456789ABCDEF\rpeek\rdump\rstat\rpop 1000\rpop 5\r");
+    let o = outputs(&t);
+    assert_eq!(o[1], "pushed 65536 bytes\n");
+    assert_eq!(o[2], "pushed 0 of 1 bytes (ring full, 0 free)\n");
+    assert_eq!(o[3], "popped 65530 bytes\n");
+    assert_eq!(o[4], "pushed 16 bytes\n");
+    assert_eq!(o[5], "\"AAAAAA0123456789ABCDEF\"\n");
+    let rows: Vec<&str> = o[6].lines().collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].ends_with("41 41 41 41 41 41 30 31  32 33 34 35 36 37 38 39  |AAAAAA0123456789| <- mirror boundary at ") || rows[0].contains("<- mirror boundary at 0x"), "{}", rows[0]);
+    assert!(rows[1].contains(" 41 42 43 44 45 46 "), "{}", rows[1]);
+    assert!(o[7].contains("len 22, remaining 65514"), "{}", o[7]);
+    assert!(o[7].contains("(offset 65530)"), "{}", o[7]);
+    assert!(o[7].contains("total pushed 65552, popped 65530"), "{}", o[7]);
+    assert_eq!(o[8], "popped 22 bytes\n");
+    assert_eq!(o[9], "popped 0 bytes\n");
+}
+
+#[test]
+fn several_rings_and_push_rx() {
+    let mut input = b"ring new 1\rring new 2\rring list\rring free 1\rring use 2\rpush rx 5\r\nhellopeek\rring free\rring list\r".to_vec();
+    input.extend_from_slice(b"echo end\r");
+    let t = run(&input);
+    let o = outputs(&t);
+    assert!(o[2].contains("  ring 1: capacity 65536, len 0,") && o[2].contains("* ring 2: capacity 131072, len 0,"), "{}", o[2]);
+    assert_eq!(o[3], "ring 1 freed\n");
+    assert_eq!(o[4], "using ring 2\n");
+    let crc = crate::crc32::crc32(b"hello");
+    assert_eq!(o[5], format!("rx: waiting for 5 bytes\npushed 5 bytes\nrx 5 crc32={crc:08x}\n"));
+    assert_eq!(o[6], "\"hello\"\n");
+    assert_eq!(o[7], "ring 2 freed\n");
+    assert_eq!(o[8], "no rings\n");
+}
+
+#[test]
+fn stress_finds_no_mismatch_on_both_rings() {
+    let t = run(b"ring new 1\rstress 1000000 5000 3\rstress 100000 1\rstress 1 0\r");
+    let o = outputs(&t);
+    for i in [1, 2] {
+        let lines: Vec<&str> = o[i].lines().collect();
+        assert!(lines[0].starts_with("mirrored: ") && lines[0].ends_with(", 0 mismatches"), "{}", o[i]);
+        assert!(lines[1].starts_with("modular: ") && lines[1].ends_with(", 0 mismatches"), "{}", o[i]);
+        assert!(lines[2].starts_with("ratio mirrored/modular: "), "{}", o[i]);
+    }
+    assert!(o[1].contains("mirrored: 1000000 bytes"));
+    assert_eq!(o[3], "error: stress: MAXCHUNK must be at least 1\n");
+}
+
+#[test]
+fn prng_matches_the_reference_splitmix64() {
+    // First output of splitmix64 seeded with 1 (the test data README's generator).
+    let mut p = ring::Prng::new(1);
+    let mut b = [0u8; 8];
+    p.fill(&mut b);
+    assert_eq!(u64::from_le_bytes(b), 0x910a_2dec_8902_5cc1);
+    // Byte-wise and bulk filling give the same stream.
+    let mut a = ring::Prng::new(9);
+    let mut c = ring::Prng::new(9);
+    let mut x = [0u8; 37];
+    for chunk in x.chunks_mut(5) {
+        a.fill(chunk);
+    }
+    let mut y = [0u8; 37];
+    c.fill(&mut y);
+    assert_eq!(x, y);
+    assert_eq!(ring::Prng::new(9).verify(&y), 0);
 }
