@@ -1,0 +1,135 @@
+//! `vmcirc fake-board` (hidden): a tiny stand-in for the kernel's shell on stdin/stdout.
+//!
+//! It lets the tests drive `vmcirc script --exec` without QEMU: it asks for the
+//! terminal size (`ESC[6n`) like `noline` and does not wait for the answer, prints
+//! `vmcirc> `, echoes typed bytes (ignoring escape sequences), wraps long echoes at
+//! 80 columns with `\n\r`, and runs `help`, `echo ARGS`, `rx LEN` (binary-safe, then
+//! `rx LEN crc32=xxxxxxxx`), `exit` (quits, closing the link), and reports `error: `
+//! lines for unknown commands and overlong lines. Flags make it misbehave on purpose,
+//! so the tests can prove that the runner notices.
+
+use std::io::{self, BufReader, Read, Write};
+
+/// Options of the fake board.
+#[derive(clap::Args, Debug)]
+pub struct FakeArgs {
+    /// Flip one bit of the data `rx` receives before computing its CRC.
+    #[arg(long)]
+    corrupt_rx: bool,
+    /// Never print the prompt after this many commands (a hung shell).
+    #[arg(long)]
+    hang_after: Option<usize>,
+}
+
+const MAX_LINE: usize = 200;
+const WIDTH: usize = 80;
+const PROMPT: &[u8] = b"vmcirc> ";
+
+/// Run the fake shell until end of input or `exit`.
+pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
+    let mut input = BufReader::new(io::stdin().lock()).bytes();
+    let mut out = io::stdout().lock();
+    out.write_all(b"fake vmcirc board\r\n\x1b[6n")?;
+    let mut commands = 0usize;
+    'prompt: loop {
+        if args.hang_after.is_some_and(|n| commands >= n) {
+            // Swallow input, never answer again.
+            for b in input.by_ref() {
+                b?;
+            }
+            return Ok(());
+        }
+        out.write_all(PROMPT)?;
+        out.flush()?;
+        let mut line = Vec::new();
+        let mut col = PROMPT.len();
+        loop {
+            let Some(b) = input.next() else { return Ok(()) };
+            let b = b?;
+            match b {
+                b'\r' | b'\n' => break,
+                0x1b => {
+                    // Ignore escape sequences (a terminal's answer to ESC[6n, arrows).
+                    if let Some(Ok(b'[')) = input.next() {
+                        for b in input.by_ref() {
+                            if matches!(b?, 0x40..=0x7e) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                0x03 => {
+                    out.write_all(b"^C\r\n")?;
+                    continue 'prompt;
+                }
+                0x7f | 0x08 => {
+                    if line.pop().is_some() {
+                        out.write_all(b"\x08 \x08")?;
+                    }
+                }
+                0x20..=0x7e => {
+                    if line.len() == MAX_LINE {
+                        // Discard to the end of the line, then report.
+                        for b in input.by_ref() {
+                            if matches!(b?, b'\r' | b'\n') {
+                                break;
+                            }
+                        }
+                        out.write_all(b"\n\rerror: line too long\r\n")?;
+                        commands += 1;
+                        continue 'prompt;
+                    }
+                    line.push(b);
+                    out.write_all(&[b])?;
+                    col += 1;
+                    if col == WIDTH {
+                        out.write_all(b"\n\r")?;
+                        col = 0;
+                    }
+                }
+                _ => out.write_all(b"\x07")?,
+            }
+            out.flush()?;
+        }
+        out.write_all(b"\n\r")?;
+        commands += 1;
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let mut words = line.split_whitespace();
+        match words.next() {
+            None => {}
+            Some("help") => out.write_all(
+                b"help        list the commands\r\necho ARGS   print ARGS\r\n\
+                  rx LEN      receive LEN raw bytes, print their CRC-32\r\nexit        quit\r\n",
+            )?,
+            Some("echo") => {
+                let rest: Vec<&str> = words.collect();
+                out.write_all(rest.join(" ").as_bytes())?;
+                out.write_all(b"\r\n")?;
+            }
+            Some("rx") => match words.next().and_then(|w| w.parse::<usize>().ok()) {
+                Some(len) => {
+                    out.flush()?;
+                    let mut data = Vec::with_capacity(len);
+                    for b in input.by_ref().take(len) {
+                        data.push(b?);
+                    }
+                    if data.len() < len {
+                        out.write_all(b"error: rx: input ended early\r\n")?;
+                        return Ok(());
+                    }
+                    if args.corrupt_rx && len > 0 {
+                        data[len / 2] ^= 0x10;
+                    }
+                    let crc = vmcirc::crc32::crc32(&data);
+                    write!(out, "rx {len} crc32={crc:08x}\r\n")?;
+                }
+                None => out.write_all(b"error: rx needs a length\r\n")?,
+            },
+            Some("exit") => {
+                out.write_all(b"bye\r\n")?;
+                return Ok(());
+            }
+            Some(other) => write!(out, "error: unknown command `{other}`\r\n")?,
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! The `vmcirc script` session format (`.vms` files) and its parser.
+//!
+//! A script is read line by line. Blank lines and lines whose first non-blank
+//! character is `#` are ignored (a `#` later in a line is ordinary text). Every other
+//! line is `KEYWORD ARGUMENT`: the argument is the rest of the line after the single
+//! blank that follows the keyword, kept verbatim (blanks before the keyword are
+//! allowed; CRLF files are fine). A bad line stops the run before anything is sent,
+//! with a one-line `line N: ...` error and exit status 2.
+//!
+//! # Sending
+//!
+//! | line | what it does |
+//! |---|---|
+//! | `> TEXT` (or `send TEXT`) | type a command: wait until the shell is idle at the prompt (`vmcirc> `), then send `TEXT` and the line ending (`\r`, what Enter sends). Its *output* is what the shell prints after echoing the line, up to the next prompt |
+//! | `paste N TEMPLATE` | send N command lines in one burst (`{i}` in TEMPLATE becomes 0..N-1), like pasting a block into a terminal; the output runs up to the N-th prompt |
+//! | `raw TEXT` | send TEXT now, no line ending added: keyboard input such as escape sequences, Ctrl-C (`\x03`) or a partial line, or data for a running command |
+//! | `sendfile PATH` | send a file's bytes (PATH relative to the script's folder) as data |
+//! | `sendgen N SEED [crc32=HEX]` | send N data bytes of a deterministic stream: splitmix64 seeded with SEED, each step's 64-bit output as 8 little-endian bytes, cut to N. With `crc32=HEX` the tool first checks that its own CRC-32 of the stream equals HEX (a value computed independently, e.g. with Python's `zlib.crc32`) |
+//!
+//! The tool counts the prompts the shell owes: one at boot, one per line sent by `>`
+//! or `paste`, and one per `\r`, `\n` or Ctrl-C (`\x03`) in `raw` text. "Idle" means
+//! all of them have arrived, so `raw echo x\x03` followed by `> echo y` cannot mistake
+//! the prompt that Ctrl-C brings back for the end of `echo y`. Data sent with
+//! `sendfile`/`sendgen` owes no prompt (a running command consumes it); don't put line
+//! ends in `raw` data that a command consumes, or use `sendfile`.
+//!
+//! `raw`, `sendfile` and `sendgen` sent while a command runs go to that command (e.g.
+//! the bytes for `rx`): they wait until the shell has echoed the command line, so the
+//! bytes cannot land in the line editor. Sent when the shell is idle, they open a new
+//! output window that ends at the prompts they owe (or, if they owe none, at the
+//! next prompt `wait-prompt` sees). Large sends are written in chunks while a reader
+//! thread keeps draining the target's output, so neither side can stall.
+//!
+//! # Checking
+//!
+//! | line | passes when |
+//! |---|---|
+//! | `expect TEXT` | TEXT appears in the current output (after the previous match) |
+//! | `expect-re REGEX` | the regex (Rust `regex` syntax, no escape processing; multi-line mode, so `^`/`$` match at line starts/ends) matches there, on complete lines |
+//! | `expect-line TEXT` | a whole output line equals TEXT |
+//! | `expect-each N TEMPLATE` | for i in 0..N, a whole line equals TEMPLATE with `{i}` replaced, in this order |
+//! | `expect-not TEXT` / `expect-not-re REGEX` | once the prompt is back, the *whole* output of the command (not just after the last match) does not contain TEXT / match REGEX |
+//! | `wait-prompt` | the shell is back at the prompt (and idle) |
+//!
+//! Matches move forward: each `expect*` searches after the end of the previous match
+//! in the same output, so consecutive expects also check order. A check fails as soon
+//! as the command's prompt comes back without a match, when the step's timeout
+//! expires, or when the target closes the link; the run then stops, showing what was
+//! expected and the last output received. The echo of the command line is never part
+//! of its output, so `> echo hi` / `expect hi` cannot pass on the echo (the line
+//! editor may wrap the echo or drop bytes it does not echo; if the shell rejects the
+//! line part-way, the output starts on the line where the echo stops matching).
+//! Before the first `>`, the output is the boot output up to the first prompt.
+//! Matching ignores terminal control: ANSI escape sequences, `\r` and other control
+//! characters except `\n` and `\t` are removed (`-v` shows everything as it arrives).
+//!
+//! In `expect`, `expect-line`, `expect-each`, `expect-not` and the regexes, `${len}`,
+//! `${crc32}` and `${CRC32}` stand for the length and CRC-32 (IEEE, as zlib; 8 hex
+//! digits, lower/upper case) of the most recent `raw`/`sendfile`/`sendgen` bytes, as
+//! computed by the tool from the bytes it actually sent. So
+//! `expect-line rx 16384 crc32=${crc32}` proves that the board received exactly those
+//! bytes, and pinning `sendgen ... crc32=HEX` proves the tool's generator and CRC
+//! against an outside reference.
+//!
+//! # Settings
+//!
+//! | line | effect |
+//! |---|---|
+//! | `timeout SECS` | timeout of every following step (default `--timeout`, 10 s); fractions allowed |
+//! | `sleep SECS` | pause (output keeps being collected) |
+//! | `prompt TEXT` | the prompt to look for (default `vmcirc> `) |
+//! | `eol TEXT` | line ending sent by `>` and `paste` (default `\r`) |
+//!
+//! # Escapes
+//!
+//! TEXT and TEMPLATE arguments understand `\\` `\r` `\n` `\t` `\e` (ESC) `\0`
+//! `\xNN` (any byte) `\$` `\{` `\}`; any other backslash sequence is an error. A
+//! trailing blank is easiest written as `\x20`.
+//!
+//! # Result
+//!
+//! After the last line the tool checks once more that the shell is idle at the prompt
+//! (it survived), prints `N passed, N failed` (`, N skipped` when a failure stopped the
+//! run early) and exits 0 only if every step held; 1 on a failure, 2 for a bad
+//! script, 130 when interrupted. The emulator (with `--qemu`) is always stopped.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A variable substituted at run time from the most recent payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Var {
+    /// `${len}`: payload length in decimal.
+    Len,
+    /// `${crc32}`: payload CRC-32, 8 lower-case hex digits.
+    Crc32Lower,
+    /// `${CRC32}`: payload CRC-32, 8 upper-case hex digits.
+    Crc32Upper,
+}
+
+/// One piece of a text argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Literal bytes.
+    Lit(Vec<u8>),
+    /// A payload variable.
+    Var(Var),
+    /// `{i}` in a template.
+    Index,
+}
+
+/// A text argument after escape processing.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Text(pub Vec<Piece>);
+
+/// The values variables expand to.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Vars {
+    /// Length and CRC-32 of the last payload, if any was sent.
+    pub payload: Option<(usize, u32)>,
+}
+
+impl Text {
+    /// Expand to bytes; `index` replaces `{i}`. Fails if a variable has no value yet.
+    pub fn expand(&self, vars: &Vars, index: Option<usize>) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        for p in &self.0 {
+            match p {
+                Piece::Lit(b) => out.extend_from_slice(b),
+                Piece::Index => out.extend_from_slice(index.unwrap_or(0).to_string().as_bytes()),
+                Piece::Var(v) => {
+                    let (len, crc) = vars.payload.ok_or_else(|| {
+                        "no payload has been sent yet, so ${len}/${crc32} are undefined".to_string()
+                    })?;
+                    let s = match v {
+                        Var::Len => len.to_string(),
+                        Var::Crc32Lower => format!("{crc:08x}"),
+                        Var::Crc32Upper => format!("{crc:08X}"),
+                    };
+                    out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The text with no variables or index (for sends).
+    pub fn literal(&self) -> Vec<u8> {
+        self.expand(&Vars::default(), None).unwrap_or_default()
+    }
+}
+
+/// A regex argument: the source with `${...}` variables substituted at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    /// The regex source as written.
+    pub source: String,
+}
+
+impl Pattern {
+    /// Substitute variables and compile.
+    pub fn compile(&self, vars: &Vars) -> Result<regex::bytes::Regex, String> {
+        let mut s = self.source.clone();
+        for (name, v) in VARS {
+            if s.contains(name) {
+                let val = Text(vec![Piece::Var(*v)]).expand(vars, None)?;
+                s = s.replace(name, &String::from_utf8_lossy(&val));
+            }
+        }
+        regex::bytes::RegexBuilder::new(&s)
+            .multi_line(true)
+            .build()
+            .map_err(|e| one_line(&e.to_string()))
+    }
+}
+
+const VARS: &[(&str, Var)] = &[
+    ("${len}", Var::Len),
+    ("${crc32}", Var::Crc32Lower),
+    ("${CRC32}", Var::Crc32Upper),
+];
+
+/// One executable step of a script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// `> TEXT` / `send TEXT`.
+    Command(Text),
+    /// `paste N TEMPLATE`.
+    Paste {
+        /// Number of lines.
+        count: usize,
+        /// The line, with `{i}`.
+        template: Text,
+    },
+    /// `raw TEXT`.
+    Raw(Text),
+    /// `sendfile PATH`.
+    SendFile(PathBuf),
+    /// `sendgen N SEED [crc32=HEX]`.
+    SendGen {
+        /// Number of bytes.
+        len: usize,
+        /// splitmix64 seed.
+        seed: u64,
+        /// Independently computed CRC-32 the stream must have.
+        pin: Option<u32>,
+    },
+    /// `expect TEXT`.
+    Expect(Text),
+    /// `expect-re REGEX`.
+    ExpectRe(Pattern),
+    /// `expect-line TEXT`.
+    ExpectLine(Text),
+    /// `expect-each N TEMPLATE`.
+    ExpectEach {
+        /// Number of lines.
+        count: usize,
+        /// The line, with `{i}`.
+        template: Text,
+    },
+    /// `expect-not TEXT`.
+    ExpectNot(Text),
+    /// `expect-not-re REGEX`.
+    ExpectNotRe(Pattern),
+    /// `wait-prompt`.
+    WaitPrompt,
+    /// `timeout SECS`.
+    Timeout(Duration),
+    /// `sleep SECS`.
+    Sleep(Duration),
+    /// `prompt TEXT`.
+    Prompt(Vec<u8>),
+    /// `eol TEXT`.
+    Eol(Vec<u8>),
+}
+
+impl Step {
+    /// Settings change state but are not reported as passed/failed steps.
+    pub fn is_setting(&self) -> bool {
+        matches!(
+            self,
+            Step::Timeout(_) | Step::Sleep(_) | Step::Prompt(_) | Step::Eol(_)
+        )
+    }
+}
+
+/// A parsed script line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// 1-based line number in the file.
+    pub lineno: usize,
+    /// The line as written (for reports).
+    pub source: String,
+    /// What to do.
+    pub step: Step,
+}
+
+/// A parse error: one line, naming the script line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line number.
+    pub lineno: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.lineno, self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const KEYWORDS: &str = ">, send, paste, raw, sendfile, sendgen, expect, expect-re, expect-line, \
+expect-each, expect-not, expect-not-re, wait-prompt, timeout, sleep, prompt, eol";
+
+/// Parse a whole script. Fails on the first bad line.
+pub fn parse(text: &str) -> Result<Vec<Line>, ParseError> {
+    let mut out = Vec::new();
+    for (i, raw_line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let step = parse_step(body).map_err(|message| ParseError { lineno, message })?;
+        out.push(Line {
+            lineno,
+            source: body.to_string(),
+            step,
+        });
+    }
+    if !out.iter().any(|l| !l.step.is_setting()) {
+        return Err(ParseError {
+            lineno: text.lines().count().max(1),
+            message: "the script has no steps".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Split `KEYWORD ARG`: the argument is everything after the one separating blank.
+fn split_keyword(body: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = body.strip_prefix('>') {
+        // `> TEXT`, `>` alone (just Enter), or `>TEXT`.
+        return (">", Some(rest.strip_prefix(' ').unwrap_or(rest)));
+    }
+    match body.find([' ', '\t']) {
+        Some(pos) => (&body[..pos], Some(&body[pos + 1..])),
+        None => (body, None),
+    }
+}
+
+fn parse_step(body: &str) -> Result<Step, String> {
+    let (kw, arg) = split_keyword(body);
+    let need = |what: &str| -> Result<&str, String> {
+        arg.filter(|a| !a.is_empty())
+            .ok_or_else(|| format!("`{kw}` needs {what}"))
+    };
+    let none = || -> Result<(), String> {
+        match arg.map(str::trim) {
+            Some(a) if !a.is_empty() => Err(format!("`{kw}` takes no argument, found `{a}`")),
+            _ => Ok(()),
+        }
+    };
+    Ok(match kw {
+        ">" | "send" => Step::Command(text(arg.unwrap_or(""), false, false)?),
+        "paste" => {
+            let (count, rest) = count_and_rest(need("a count and a line")?)?;
+            Step::Paste {
+                count,
+                template: text(rest, false, true)?,
+            }
+        }
+        "raw" => Step::Raw(text(need("text")?, false, false)?),
+        "sendfile" => Step::SendFile(PathBuf::from(need("a file path")?.trim())),
+        "sendgen" => {
+            let a = need("a length and a seed")?;
+            let words: Vec<&str> = a.split_whitespace().collect();
+            if !(2..=3).contains(&words.len()) {
+                return Err(format!("`sendgen` takes `N SEED [crc32=HEX]`, found `{a}`"));
+            }
+            let len = number(words[0])? as usize;
+            let seed = number(words[1])?;
+            let pin = match words.get(2) {
+                None => None,
+                Some(w) => {
+                    let hex = w
+                        .strip_prefix("crc32=")
+                        .ok_or_else(|| format!("expected `crc32=HEX`, found `{w}`"))?;
+                    if hex.len() != 8 {
+                        return Err(format!("`crc32=` needs 8 hex digits, found `{hex}`"));
+                    }
+                    Some(u32::from_str_radix(hex, 16).map_err(|_| format!("bad hex `{hex}`"))?)
+                }
+            };
+            Step::SendGen { len, seed, pin }
+        }
+        "expect" => Step::Expect(text(need("text")?, true, false)?),
+        "expect-line" => Step::ExpectLine(text(arg.unwrap_or(""), true, false)?),
+        "expect-not" => Step::ExpectNot(text(need("text")?, true, false)?),
+        "expect-re" => Step::ExpectRe(pattern(need("a regex")?)?),
+        "expect-not-re" => Step::ExpectNotRe(pattern(need("a regex")?)?),
+        "expect-each" => {
+            let (count, rest) = count_and_rest(need("a count and a line")?)?;
+            Step::ExpectEach {
+                count,
+                template: text(rest, true, true)?,
+            }
+        }
+        "wait-prompt" => {
+            none()?;
+            Step::WaitPrompt
+        }
+        "timeout" => Step::Timeout(seconds(need("seconds")?)?),
+        "sleep" => Step::Sleep(seconds(need("seconds")?)?),
+        "prompt" => Step::Prompt(text(need("text")?, false, false)?.literal()),
+        "eol" => Step::Eol(text(arg.unwrap_or(""), false, false)?.literal()),
+        _ => return Err(format!("unknown keyword `{kw}` (known: {KEYWORDS})")),
+    })
+}
+
+fn count_and_rest(a: &str) -> Result<(usize, &str), String> {
+    let (n, rest) = a
+        .split_once(' ')
+        .ok_or_else(|| format!("expected `N TEXT`, found `{a}`"))?;
+    let n = number(n)? as usize;
+    if n == 0 {
+        return Err("the count must be at least 1".into());
+    }
+    Ok((n, rest))
+}
+
+/// Decimal or 0x-hex.
+fn number(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|_| format!("`{s}` is not a number (decimal or 0x-hex)"))
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not a number of seconds", s.trim()))?;
+    Duration::try_from_secs_f64(v).map_err(|_| format!("`{}` is not a valid duration", s.trim()))
+}
+
+fn pattern(s: &str) -> Result<Pattern, String> {
+    let p = Pattern {
+        source: s.to_string(),
+    };
+    // Validate now, with dummy variable values, so a bad regex is a parse error.
+    p.compile(&Vars {
+        payload: Some((0, 0)),
+    })
+    .map_err(|e| format!("bad regex: {e}"))?;
+    Ok(p)
+}
+
+/// Process escapes; `vars` allows `${...}`, `template` allows `{i}`.
+pub fn text(s: &str, vars: bool, template: bool) -> Result<Text, String> {
+    let mut pieces = Vec::new();
+    let mut lit = Vec::new();
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let flush = |lit: &mut Vec<u8>, pieces: &mut Vec<Piece>| {
+        if !lit.is_empty() {
+            pieces.push(Piece::Lit(std::mem::take(lit)));
+        }
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\\' {
+            let Some(&e) = bytes.get(i + 1) else {
+                return Err("trailing `\\` (write `\\\\` for a backslash)".into());
+            };
+            i += 2;
+            match e {
+                b'\\' => lit.push(b'\\'),
+                b'r' => lit.push(b'\r'),
+                b'n' => lit.push(b'\n'),
+                b't' => lit.push(b'\t'),
+                b'e' => lit.push(0x1b),
+                b'0' => lit.push(0),
+                b'$' => lit.push(b'$'),
+                b'{' => lit.push(b'{'),
+                b'}' => lit.push(b'}'),
+                b'x' => {
+                    let hex = bytes
+                        .get(i..i + 2)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| "`\\x` needs two hex digits".to_string())?;
+                    lit.push(hex);
+                    i += 2;
+                }
+                other => {
+                    return Err(format!(
+                    "unknown escape `\\{}` (known: \\\\ \\r \\n \\t \\e \\0 \\xNN \\$ \\{{ \\}})",
+                    char::from(other).escape_default()
+                ))
+                }
+            }
+        } else if vars && b == b'$' && bytes.get(i + 1) == Some(&b'{') {
+            let rest = &s[i..];
+            let (name, v) = VARS
+                .iter()
+                .find(|(name, _)| rest.starts_with(name))
+                .ok_or_else(|| {
+                    let end = rest.find('}').map_or(rest.len(), |e| e + 1);
+                    format!(
+                        "unknown variable `{}` (known: ${{len}} ${{crc32}} ${{CRC32}}; write `\\$` for a dollar)",
+                        &rest[..end]
+                    )
+                })?;
+            flush(&mut lit, &mut pieces);
+            pieces.push(Piece::Var(*v));
+            i += name.len();
+        } else if template && s[i..].starts_with("{i}") {
+            flush(&mut lit, &mut pieces);
+            pieces.push(Piece::Index);
+            i += 3;
+        } else {
+            lit.push(b);
+            i += 1;
+        }
+    }
+    flush(&mut lit, &mut pieces);
+    Ok(Text(pieces))
+}
+
+/// The deterministic payload of `sendgen`: splitmix64 from `seed`, 8 LE bytes a step.
+pub fn splitmix_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(s: &str) -> Step {
+        parse_step(s).expect("parses")
+    }
+
+    fn err(s: &str) -> String {
+        parse(s).expect_err("should fail").to_string()
+    }
+
+    fn lit(b: &[u8]) -> Text {
+        Text(vec![Piece::Lit(b.to_vec())])
+    }
+
+    #[test]
+    fn comments_blank_and_crlf() {
+        let s = "# a comment\n\n   # indented comment\r\n> help\r\nexpect x # not a comment\n";
+        let lines = parse(s).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].lineno, 4);
+        assert_eq!(lines[0].step, Step::Command(lit(b"help")));
+        assert_eq!(lines[1].step, Step::Expect(lit(b"x # not a comment")));
+    }
+
+    #[test]
+    fn command_forms() {
+        assert_eq!(one("> echo  hi "), Step::Command(lit(b"echo  hi ")));
+        assert_eq!(one("send echo hi"), Step::Command(lit(b"echo hi")));
+        assert_eq!(one(">"), Step::Command(Text(vec![])));
+        assert_eq!(one(">help"), Step::Command(lit(b"help")));
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            one(r"raw a\r\n\t\e\0\x41\xfF\\\$\{\}b"),
+            Step::Raw(lit(b"a\r\n\t\x1b\x00A\xff\\${}b"))
+        );
+        // `{i}` is literal outside templates, `${..}` literal outside expects.
+        assert_eq!(
+            one("> echo {i} ${len}"),
+            Step::Command(lit(b"echo {i} ${len}"))
+        );
+    }
+
+    #[test]
+    fn variables_and_templates() {
+        let step = one("expect rx ${len} crc32=${crc32}/${CRC32}");
+        let Step::Expect(t) = step else { panic!() };
+        let vars = Vars {
+            payload: Some((16384, 0xabcd_ef01)),
+        };
+        assert_eq!(
+            t.expand(&vars, None).unwrap(),
+            b"rx 16384 crc32=abcdef01/ABCDEF01"
+        );
+        assert!(t.expand(&Vars::default(), None).is_err());
+
+        let Step::Paste { count, template } = one("paste 3 echo line-{i}") else {
+            panic!()
+        };
+        assert_eq!(count, 3);
+        assert_eq!(template.expand(&vars, Some(2)).unwrap(), b"echo line-2");
+        let Step::ExpectEach { count, template } = one("expect-each 200 line-{i}") else {
+            panic!()
+        };
+        assert_eq!(count, 200);
+        assert_eq!(template.expand(&vars, Some(199)).unwrap(), b"line-199");
+    }
+
+    #[test]
+    fn sendgen_and_settings() {
+        assert_eq!(
+            one("sendgen 16384 42 crc32=8bde31dc"),
+            Step::SendGen {
+                len: 16384,
+                seed: 42,
+                pin: Some(0x8bde_31dc)
+            }
+        );
+        assert_eq!(
+            one("sendgen 0x10 0"),
+            Step::SendGen {
+                len: 16,
+                seed: 0,
+                pin: None
+            }
+        );
+        assert_eq!(
+            one("timeout 2.5"),
+            Step::Timeout(Duration::from_millis(2500))
+        );
+        assert_eq!(one("eol \\r\\n"), Step::Eol(b"\r\n".to_vec()));
+        assert_eq!(
+            one("prompt vmcirc>\\x20"),
+            Step::Prompt(b"vmcirc> ".to_vec())
+        );
+        assert_eq!(one("wait-prompt"), Step::WaitPrompt);
+        assert_eq!(
+            one("sendfile data/blob.bin"),
+            Step::SendFile("data/blob.bin".into())
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line_with_line_numbers() {
+        let cases = [
+            ("> ok\nexpct hi", "line 2: unknown keyword `expct`"),
+            ("raw a\\q", "line 1: unknown escape `\\q`"),
+            ("raw a\\", "line 1: trailing `\\`"),
+            ("raw \\x4", "line 1: `\\x` needs two hex digits"),
+            ("\n\nexpect-re (", "line 3: bad regex"),
+            ("expect ${nope}", "line 1: unknown variable `${nope}`"),
+            ("timeout soon", "line 1: `soon` is not a number of seconds"),
+            ("sendgen 10", "line 1: `sendgen` takes `N SEED [crc32=HEX]`"),
+            (
+                "sendgen 10 1 crc32=12",
+                "line 1: `crc32=` needs 8 hex digits",
+            ),
+            ("paste 0 echo", "line 1: the count must be at least 1"),
+            ("expect-each x line", "line 1: `x` is not a number"),
+            ("wait-prompt now", "line 1: `wait-prompt` takes no argument"),
+            ("expect", "line 1: `expect` needs text"),
+            (
+                "# only settings\ntimeout 1",
+                "line 2: the script has no steps",
+            ),
+        ];
+        for (src, want) in cases {
+            let got = err(src);
+            assert!(got.starts_with(want), "{src:?}: got {got:?}, want {want:?}");
+            assert!(!got.contains('\n'), "multi-line error for {src:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn splitmix_reference() {
+        // splitmix64(seed 0) first output is 0xe220a8397b1dcdaf (the reference sequence).
+        assert_eq!(
+            &splitmix_bytes(8, 0),
+            &0xe220_a839_7b1d_cdafu64.to_le_bytes()
+        );
+        assert_eq!(splitmix_bytes(13, 0).len(), 13);
+        // CRC-32 values computed independently with Python's zlib.crc32.
+        assert_eq!(
+            vmcirc::crc32::crc32(&splitmix_bytes(16384, 42)),
+            0x8bde_31dc
+        );
+        assert_eq!(vmcirc::crc32::crc32(&splitmix_bytes(100, 7)), 0x3ae7_3ba6);
+        assert_eq!(vmcirc::crc32::crc32(&splitmix_bytes(13, 0)), 0x9063_eb70);
+    }
+}

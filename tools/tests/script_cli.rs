@@ -1,0 +1,248 @@
+//! `vmcirc script` end to end against the hidden fake board (`vmcirc fake-board`),
+//! spawned through the test-only `--exec` transport: no QEMU needed.
+//!
+//! These prove the runner's verdicts: zero only when every expectation held, non-zero
+//! on a failed expectation, a corrupted upload, a hung or vanished target, and a bad
+//! script; and that it never leaves the target process behind.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vmcirc");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+fn run_in(dir: &Path, script: &str, board_flags: &str, extra: &[&str]) -> Run {
+    let file = dir.join("test.vms");
+    std::fs::write(&file, script).unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(BIN)
+        .arg("script")
+        .arg(&file)
+        .arg("--exec")
+        .arg(format!("'{BIN}' fake-board {board_flags}"))
+        .args(if extra.contains(&"--session-timeout") {
+            &[][..]
+        } else {
+            &["--session-timeout", "60"][..]
+        })
+        .args(extra)
+        .output()
+        .unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: t0.elapsed(),
+    };
+    eprintln!("--- stdout\n{}--- stderr\n{}", r.stdout, r.stderr);
+    r
+}
+
+fn run(script: &str, board_flags: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    run_in(dir.path(), script, board_flags, &[])
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+const GOOD: &str = r"# a whole session that must pass
+expect fake vmcirc board
+expect-not error
+> help
+expect echo ARGS
+expect-re (?m)^rx LEN\s+receive
+> echo hi there
+expect-line hi there
+# binary-safe upload, CRC computed by the tool from the bytes it sent
+# (and the generator pinned to a value from Python's zlib.crc32)
+> rx 16384
+sendgen 16384 42 crc32=8bde31dc
+expect-line rx ${len} crc32=${crc32}
+# a pasted block of 200 commands, all executed in order
+paste 200 echo line-{i}
+expect-each 200 line-{i}
+expect-not error
+> nope
+expect-line error: unknown command `nope`
+> echo a\x00\xffb
+expect-line ab
+";
+
+#[test]
+fn passing_session_exits_zero() {
+    let r = run(GOOD, "");
+    assert_eq!(r.code, 0);
+    // 17 steps + the implicit end-of-script prompt check.
+    assert_eq!(last_line(&r.stdout), "18 passed, 0 failed");
+    assert!(!r.stdout.contains("FAIL"));
+}
+
+#[test]
+fn failed_expectation_exits_nonzero_and_shows_output() {
+    let r = run("> echo hi\nexpect hello\n> help\nexpect echo\n", "");
+    assert_eq!(r.code, 1);
+    assert_eq!(last_line(&r.stdout), "1 passed, 1 failed, 2 skipped");
+    assert!(r.stdout.contains("FAIL  line   2: expect hello"));
+    assert!(r
+        .stdout
+        .contains("expected: `hello` in the output of `> echo hi` (line 1)"));
+    assert!(r.stdout.contains("the prompt came back without it"));
+    // The tail of what arrived, escaped.
+    assert!(r.stdout.contains("          | hi\\n"), "no escaped tail");
+}
+
+#[test]
+fn the_echo_of_the_command_is_not_its_output() {
+    // `echo` prints nothing here, so only the echoed line contains "marker".
+    let r = run("> echo\nexpect marker\n> echo marker\nexpect marker\n", "");
+    assert_eq!(r.code, 1);
+    let r = run("> echo marker\nexpect marker\n", "");
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn expect_not_checks_the_whole_output_not_only_after_the_last_match() {
+    let r = run("> help\nexpect exit\nexpect-not echo ARGS\n", "");
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("found at offset"));
+}
+
+#[test]
+fn corrupted_upload_fails_the_crc_check() {
+    let s = "> rx 4096\nsendgen 4096 1\nexpect-line rx 4096 crc32=${crc32}\n";
+    assert_eq!(run(s, "").code, 0);
+    let r = run(s, "--corrupt-rx");
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("FAIL  line   3"));
+}
+
+#[test]
+fn a_wrong_pinned_crc_stops_before_sending() {
+    let r = run("> rx 16\nsendgen 16 42 crc32=00000000\n", "");
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("the script pins 00000000"));
+}
+
+#[test]
+fn order_of_pasted_output_is_checked() {
+    // Lines exist but not in this order.
+    let r = run("paste 3 echo l{i}\nexpect-line l2\nexpect-line l0\n", "");
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn a_hung_shell_times_out() {
+    let r = run("timeout 0.5\n> help\n> help\n", "--hang-after 1");
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("not seen within the step timeout (0.5s)"));
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+}
+
+#[test]
+fn a_shell_that_never_comes_back_fails_at_the_end() {
+    // Every step passes, but the last command never returns to the prompt.
+    let r = run("timeout 0.5\n> help\nexpect exit\n", "--hang-after 1");
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("FAIL  (end of script)"));
+}
+
+#[test]
+fn the_session_timeout_bounds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(
+        dir.path(),
+        "timeout 30\n> help\n> help\n",
+        "--hang-after 1",
+        &["--session-timeout", "1"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("session timeout"));
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+}
+
+#[test]
+fn a_target_that_exits_fails_immediately() {
+    let r = run("timeout 30\n> exit\nexpect never\n", "");
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("the target closed the link"));
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+}
+
+#[test]
+fn bad_script_is_a_one_line_error_with_exit_2() {
+    let r = run("> help\n\nexpct x\n", "");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("line 3: unknown keyword `expct`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1);
+}
+
+#[test]
+fn sendfile_is_relative_to_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blob.bin"), b"\x00\x01\x02hello\xff").unwrap();
+    // crc32 of the 9 bytes, computed by Python's zlib.crc32.
+    let r = run_in(
+        dir.path(),
+        "> rx 9\nsendfile blob.bin\nexpect-line rx ${len} crc32=f7139209\n",
+        "",
+        &[],
+    );
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn no_target_process_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let file = dir.path().join("t.vms");
+    std::fs::write(&file, "timeout 0.3\n> help\n> help\n").unwrap();
+    let status = Command::new(BIN)
+        .arg("script")
+        .arg(&file)
+        .arg("--exec")
+        .arg(format!(
+            "echo $$ > '{}'; exec '{BIN}' fake-board --hang-after 1",
+            pidfile.display()
+        ))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let proc = format!("/proc/{}", pid.trim());
+    assert!(
+        !Path::new(&proc).exists(),
+        "the target {proc} is still there"
+    );
+}
+
+#[test]
+fn raw_typing_at_the_prompt_is_accounted_for() {
+    // Ctrl-C typed at the prompt brings back one more prompt; the next command's
+    // output must start after it, whatever the timing.
+    for _ in 0..5 {
+        let r = run(
+            "> echo one\nexpect-line one\nraw echo abandoned\\x03\n> echo after\nexpect-line after\nexpect-not abandoned\n",
+            "",
+        );
+        assert_eq!(r.code, 0);
+    }
+    // Raw bytes for a running command (no line end) owe no prompt.
+    let r = run(
+        "> rx 5\nraw hello\nexpect-line rx 5 crc32=${crc32}\n> echo next\nexpect-line next\n",
+        "",
+    );
+    assert_eq!(r.code, 0);
+}
