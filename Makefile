@@ -18,9 +18,10 @@ OBJCOPY       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objcopy)
 OBJDUMP       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objdump)
 TOOL         := $(or $(CARGO_TARGET_DIR),target)/release/vmcirc
 MACHINE      ?= raspi0
-SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms))
+SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms) $(wildcard tools/scripts/common/*.vms))
+HOST_SCRIPTS := $(sort $(wildcard tools/scripts/common/*.vms))
 
-.PHONY: all kernel setup run test test-host test-qemu clippy fmt sdcard clean objdump tool
+.PHONY: all kernel setup run test test-host test-qemu clippy fmt sdcard clean objdump tool bench bench-pi
 
 all: kernel
 
@@ -61,8 +62,21 @@ test-qemu: tool kernel
 	  if timeout 600 $(TOOL) script $$s --qemu $(BUILD)/kernel.img --machine $(MACHINE); then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); failed="$$failed $$s"; fi; \
 	done; \
-	echo "QEMU sessions: $$pass passed, $$fail failed"; \
+	for s in $(HOST_SCRIPTS); do \
+	  echo "== $$s (host shell)"; \
+	  if timeout 600 $(TOOL) script $$s --exec "$(abspath $(TOOL)) shell"; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); failed="$$failed $$s(host)"; fi; \
+	done; \
+	echo "sessions: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
+
+# Deterministic Pi figures: QEMU with -icount shift=0 (1 us of system timer = 1000
+# guest instructions); prints the kernel's bench table and stress ratios.
+bench-pi: setup kernel tool
+	@$(TOOL) script tools/bench/pi.vms --qemu $(BUILD)/kernel.img --machine $(MACHINE) \
+	  --qemu-arg "-icount shift=0" --session-timeout 1200 -v 2>&1 \
+	  | sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/\x1b[78]//g' | tr -d '\r' \
+	  | grep -E '^( +[0-9]+ +[0-9.]+ +[0-9.]+|mirrored:|modular:|ratio|push\+pop| +chunk|vmcirc> (bench|stress)|[0-9]+ passed)'
 
 clippy:
 	$(CARGO) clippy --workspace --features std --all-targets -- -D warnings

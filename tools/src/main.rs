@@ -2,6 +2,7 @@
 //!
 //! - `vmcirc qemu`: boot the kernel in QEMU with the console on this terminal.
 //! - `vmcirc term`: an interactive serial terminal for the real board.
+//! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
 //!
@@ -9,6 +10,7 @@
 //! exit path: emulators are killed and reaped, raw mode is restored.
 
 mod fake;
+mod hostshell;
 mod link;
 mod qemu;
 mod runner;
@@ -68,6 +70,12 @@ enum Cmd {
     },
     /// Run a scripted console session; exits 0 only if every expectation held.
     Script(ScriptArgs),
+    /// The kernel's shell on this terminal, with rings on Linux memfd mirrors (Ctrl-D exits).
+    Shell {
+        /// Create a first ring of this many bytes (rounded up to the page size).
+        #[arg(long)]
+        capacity: Option<usize>,
+    },
     /// A fake board on stdin/stdout for testing `vmcirc script` without QEMU.
     #[command(hide = true)]
     FakeBoard(fake::FakeArgs),
@@ -178,6 +186,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Term { port, baud } => term::run(&port, baud).map(|()| ExitCode::SUCCESS),
         Cmd::Script(args) => run_script(args),
+        Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {

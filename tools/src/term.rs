@@ -20,13 +20,13 @@ use rustix::termios::{self, OptionalActions, Termios};
 pub const EXIT_KEY: u8 = 0x1d;
 
 /// Puts a terminal in raw mode and restores the saved settings when dropped.
-struct RawMode {
+pub(crate) struct RawMode {
     saved: Termios,
 }
 
 impl RawMode {
     /// `None` when stdin is not a terminal (input from a pipe or file).
-    fn enter() -> anyhow::Result<Option<RawMode>> {
+    pub(crate) fn enter() -> anyhow::Result<Option<RawMode>> {
         let stdin = rustix::stdio::stdin();
         if !termios::isatty(stdin) {
             return Ok(None);

@@ -1,0 +1,287 @@
+//! Decode windows: where decoded bytes land and where the history lives.
+//!
+//! The decoder asks a [`Window`] for a [`View`] of its memory, writes tokens into it,
+//! then [`Window::publish`]es the bytes it wrote. Three kinds of view exist:
+//!
+//! - [`View::Linear`]: the history and the free space as *one* slice. This is what a
+//!   mirrored ring gives: whatever the write position, the `2^W` bytes behind it and
+//!   the free space ahead of it are contiguous addresses of the mirror, so a
+//!   back-reference is one plain copy and nothing ever wraps.
+//! - [`View::Modular`]: the whole store of a plain ring, with its write position;
+//!   every write and every copy has to handle the wrap at the end of the store.
+//! - [`View::Ring`]: no direct memory access; literals and copies go through a
+//!   [`ByteRing`]'s `push`/`copy_back` one token at a time (slower; used for rings
+//!   that do not expose their store).
+//!
+//! Implementations here: the mirrored [`Ring`] (linear), [`ModularWindow`] (modular),
+//! and [`ModularRing`] (through its ring operations).
+
+use core::sync::atomic::{compiler_fence, Ordering};
+
+use crate::vmcirc::{ByteRing, Mirror, ModularRing, Ring};
+
+/// The decoder's access to a window's memory for one call; see the module docs.
+pub enum View<'a> {
+    /// `buf[..pos]` ends with at least the requested history (the `history` bytes
+    /// just before the write position), `buf[pos..]` is free space to write. The
+    /// slice must not contain two addresses of the same storage.
+    Linear {
+        /// History then free space.
+        buf: &'a mut [u8],
+        /// The write position in `buf` (`>= history`).
+        pos: usize,
+    },
+    /// `buf` is the whole store of a modular ring.
+    Modular {
+        /// The store (its length is the capacity).
+        buf: &'a mut [u8],
+        /// The write position, `< buf.len()`.
+        pos: usize,
+        /// Bytes that may be written from `pos` on (wrapping at the end of `buf`)
+        /// without overwriting unread data or the requested history:
+        /// `<= buf.len() - history`.
+        room: usize,
+    },
+    /// Token-by-token access through the ring's own operations.
+    Ring {
+        /// The ring.
+        ring: &'a mut dyn ByteRing,
+        /// Bytes that may be appended (`history_space(history)`).
+        room: usize,
+    },
+}
+
+/// Memory a [`super::Decoder`] decodes into: `2^W` bytes of history behind the write
+/// position plus free space for new bytes.
+///
+/// Bytes before the start of the stream read as zero whatever the window holds (the
+/// decoder takes care of that), so a window need not be zeroed between streams.
+pub trait Window {
+    /// Bytes of storage; the decoder needs more than `2^W`.
+    fn capacity(&self) -> usize;
+    /// Opens the window for writing, keeping the last `history` bytes written.
+    fn view(&mut self, history: usize) -> View<'_>;
+    /// Publishes `n` bytes written at the write position of the last view (for a
+    /// [`View::Ring`] view, the ring has already appended them).
+    fn publish(&mut self, n: usize);
+    /// Bytes decoded and not yet read.
+    fn buffered(&self) -> usize;
+    /// Copies up to `out.len()` unread bytes into `out` and consumes them.
+    fn drain_into(&mut self, out: &mut [u8]) -> usize;
+}
+
+/// The mirrored ring: a [`View::Linear`] straight over the mirror. Decoded bytes are
+/// read with [`Ring::readable`] (one slice) and released with [`Ring::consume`].
+impl<M: Mirror> Window for Ring<M> {
+    #[inline]
+    fn capacity(&self) -> usize {
+        Ring::capacity(self)
+    }
+
+    #[inline]
+    fn view(&mut self, history: usize) -> View<'_> {
+        let cap = Ring::capacity(self);
+        let history = history.min(cap);
+        let room = self.history_space(history);
+        // `write` is in [read, read + N] with read < N, so below 2N.
+        let write = self.write_offset();
+        // Start `history` bytes behind the write position, in whichever copy of the
+        // mirror keeps that address inside the window.
+        let start = if write >= history {
+            write - history
+        } else {
+            write + cap - history
+        };
+        let len = history + room;
+        debug_assert!(len <= cap && start + len <= 2 * cap);
+        // SAFETY: the window is 2N readable, writable, initialised bytes from
+        // `base` (Mirror contract). The range [start, start + len) lies inside it:
+        // if write >= history, start + len = write + room <= read + N < 2N (room
+        // <= remaining = read + N - write); otherwise write < history and start +
+        // len = write + N + room <= write + N + (N - history) < 2N. It is at most N
+        // bytes long (history + room <= max(len, history) + room = N), so no two of
+        // its addresses are the same storage and the slice is an honest `&mut
+        // [u8]`. We hold `&mut self`, so no slice handed out by the ring is alive.
+        let buf = unsafe { core::slice::from_raw_parts_mut(self.mirror().base().add(start), len) };
+        View::Linear { buf, pos: history }
+    }
+
+    #[inline]
+    fn publish(&mut self, n: usize) {
+        // The bytes may have been written through the other copy of the mirror than
+        // the one the ring reads them through.
+        compiler_fence(Ordering::SeqCst);
+        let done = self.commit(n);
+        debug_assert!(done.is_ok());
+    }
+
+    #[inline]
+    fn buffered(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        self.pop_into(out)
+    }
+}
+
+/// The vmcirc modular ring, through its `push`/`copy_back` (it does not lend out its
+/// store mutably). For the same decoder over a modular store, see [`ModularWindow`].
+impl<S: AsRef<[u8]> + AsMut<[u8]>> Window for ModularRing<S> {
+    #[inline]
+    fn capacity(&self) -> usize {
+        ModularRing::capacity(self)
+    }
+
+    #[inline]
+    fn view(&mut self, history: usize) -> View<'_> {
+        let room = self.history_space(history);
+        View::Ring { ring: self, room }
+    }
+
+    #[inline]
+    fn publish(&mut self, _n: usize) {}
+
+    #[inline]
+    fn buffered(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        self.pop_into(out)
+    }
+}
+
+/// A plain modular ring over any store, lending its whole store to the decoder
+/// ([`View::Modular`]): the baseline the mirrored ring is compared with, and a
+/// window for targets without a mirror.
+///
+/// ```
+/// use vmcirc::heatshrink::{ModularWindow, StreamDecoder, Status};
+/// let mut dec = StreamDecoder::new(8, 4, ModularWindow::new([0u8; 512]).unwrap()).unwrap();
+/// let mut out = [0u8; 4];
+/// let (used, n, status) = dec.decode_into(&[0x00, 0x08], &mut out).unwrap();
+/// assert_eq!((used, n, status), (2, 2, Status::NeedInput));
+/// assert_eq!(out[..2], [0, 0]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ModularWindow<S> {
+    store: S,
+    head: usize,
+    len: usize,
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularWindow<S> {
+    /// An empty window over `store`; `None` if the store is empty.
+    pub fn new(store: S) -> Option<Self> {
+        if store.as_ref().is_empty() {
+            return None;
+        }
+        Some(ModularWindow {
+            store,
+            head: 0,
+            len: 0,
+        })
+    }
+
+    /// Bytes of storage.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.store.as_ref().len()
+    }
+
+    /// Unread bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No unread bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The unread bytes in order, as two slices (the second one is empty unless
+    /// they wrap).
+    #[inline]
+    pub fn readable(&self) -> (&[u8], &[u8]) {
+        let store = self.store.as_ref();
+        let first = self.len.min(store.len() - self.head);
+        (
+            &store[self.head..self.head + first],
+            &store[..self.len - first],
+        )
+    }
+
+    /// Releases `n` unread bytes (at most [`ModularWindow::len`]; more is clamped).
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        let cap = self.capacity();
+        self.head += n;
+        if self.head >= cap {
+            self.head -= cap;
+        }
+        self.len -= n;
+    }
+
+    /// Gives the store back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    #[inline]
+    fn tail(&self) -> usize {
+        let t = self.head + self.len;
+        let cap = self.capacity();
+        if t >= cap {
+            t - cap
+        } else {
+            t
+        }
+    }
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> Window for ModularWindow<S> {
+    #[inline]
+    fn capacity(&self) -> usize {
+        ModularWindow::capacity(self)
+    }
+
+    #[inline]
+    fn view(&mut self, history: usize) -> View<'_> {
+        let cap = self.capacity();
+        let room = cap - self.len.max(history.min(cap));
+        let pos = self.tail();
+        View::Modular {
+            buf: self.store.as_mut(),
+            pos,
+            room,
+        }
+    }
+
+    #[inline]
+    fn publish(&mut self, n: usize) {
+        debug_assert!(self.len + n <= self.capacity());
+        self.len = (self.len + n).min(self.capacity());
+    }
+
+    #[inline]
+    fn buffered(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        let (a, b) = self.readable();
+        let na = a.len().min(out.len());
+        out[..na].copy_from_slice(&a[..na]);
+        let nb = b.len().min(out.len() - na);
+        out[na..na + nb].copy_from_slice(&b[..nb]);
+        self.consume(na + nb);
+        na + nb
+    }
+}
