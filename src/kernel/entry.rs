@@ -52,7 +52,7 @@ const ATAG_NONE: u32 = 0;
 fn atag_memory(addr: u32) -> Option<u32> {
     // The firmware puts ATAGs at 0x100 (in the first, identity-mapped MiB);
     // refuse anything else rather than read a wild pointer.
-    if !(0x100..0x8000).contains(&addr) || addr % 4 != 0 {
+    if !(0x100..0x8000).contains(&addr) || !addr.is_multiple_of(4) {
         return None;
     }
     let word = |a: u32| {
@@ -200,7 +200,7 @@ pub extern "C" fn kernel_fault(kind: u32, lr: u32, spsr: u32, _saved: *const u32
         FaultKind::PrefetchAbort => (pc, cp15::read_ifsr()),
         _ => (0, 0),
     };
-    let insn = if kind == FaultKind::Undefined && pc % 4 == 0 && pc < 0x2000_0000 {
+    let insn = if kind == FaultKind::Undefined && pc.is_multiple_of(4) && pc < 0x2000_0000 {
         // SAFETY: pc is where the CPU just fetched an instruction from, so the
         // word is mapped and readable.
         Some(unsafe { core::ptr::read_volatile(pc as usize as *const u32) })

@@ -126,7 +126,7 @@ pub fn parse_max<'a>(word: &'a str, what: &'static str, max: u64) -> Result<u64,
 /// Decodes a hex string (`0a1B...`, even length) into `out`; returns the length.
 pub fn parse_hex<'a>(word: &'a str, out: &mut [u8]) -> Result<usize, ArgError<'a>> {
     let b = word.as_bytes();
-    if b.len() % 2 != 0 || b.len() / 2 > out.len() {
+    if !b.len().is_multiple_of(2) || b.len() / 2 > out.len() {
         return Err(ArgError::BadHex(word));
     }
     for (i, pair) in b.chunks_exact(2).enumerate() {

@@ -29,19 +29,29 @@ impl HostPlatform {
     /// with at most `budget_units` units in use at once.
     pub fn new(unit: usize, budget_units: u64) -> Self {
         clock();
-        HostPlatform { unit: unit.max(1), budget_units, rings: Rings::default() }
+        HostPlatform {
+            unit: unit.max(1),
+            budget_units,
+            rings: Rings::default(),
+        }
     }
 
     /// Adds a first ring of `bytes` (rounded up to the page size) and makes it
     /// current (`vmcirc shell --capacity BYTES`).
     pub fn add_ring(&mut self, bytes: usize) -> Result<u32, PlatformError> {
-        let m = MemfdMirror::new(bytes).map_err(|e| PlatformError::text(format_args!("ring: {e}")))?;
-        self.rings.add(m).map_err(|_| PlatformError::from("ring: too many rings"))
+        let m =
+            MemfdMirror::new(bytes).map_err(|e| PlatformError::text(format_args!("ring: {e}")))?;
+        self.rings
+            .add(m)
+            .map_err(|_| PlatformError::from("ring: too many rings"))
     }
 
     /// The window of ring `id`: (base address, capacity).
     pub fn window(&mut self, id: u32) -> Option<(usize, usize)> {
-        self.rings.iter().find(|s| s.id == id).map(|s| (s.ring.mirror().base() as usize, s.ring.capacity()))
+        self.rings
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| (s.ring.mirror().base() as usize, s.ring.capacity()))
     }
 }
 
@@ -54,7 +64,11 @@ impl Platform for HostPlatform {
             std::env::consts::ARCH,
             rustix::param::page_size()
         )?;
-        writeln!(out, "rings: memfd mirrors; 'ring new N' makes N x {} bytes", self.unit)
+        writeln!(
+            out,
+            "rings: memfd mirrors; 'ring new N' makes N x {} bytes",
+            self.unit
+        )
     }
 
     fn uptime_us(&mut self) -> u64 {
@@ -62,7 +76,8 @@ impl Platform for HostPlatform {
     }
 
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError> {
-        let addr = usize::try_from(addr).map_err(|_| PlatformError::from("x: address out of range"))?;
+        let addr =
+            usize::try_from(addr).map_err(|_| PlatformError::from("x: address out of range"))?;
         for s in self.rings.iter() {
             let base = s.ring.mirror().base() as usize;
             let end = base + 2 * s.ring.capacity();
@@ -75,11 +90,16 @@ impl Platform for HostPlatform {
                 return Ok(());
             }
         }
-        Err(PlatformError::from("x: on the host only the rings' windows are readable"))
+        Err(PlatformError::from(
+            "x: on the host only the rings' windows are readable",
+        ))
     }
 
     fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
-        writeln!(out, "error: reboot: not on the host (leave with Ctrl-D on an empty line)")
+        writeln!(
+            out,
+            "error: reboot: not on the host (leave with Ctrl-D on an empty line)"
+        )
     }
 
     type Mirror = MemfdMirror;
@@ -98,7 +118,8 @@ impl Platform for HostPlatform {
         let bytes = (units as usize)
             .checked_mul(self.unit)
             .ok_or(PlatformError::from("ring new: size overflows"))?;
-        let m = MemfdMirror::new(bytes).map_err(|e| PlatformError::text(format_args!("ring new: {e}")))?;
+        let m = MemfdMirror::new(bytes)
+            .map_err(|e| PlatformError::text(format_args!("ring new: {e}")))?;
         self.budget_units -= units;
         Ok(m)
     }
@@ -124,8 +145,18 @@ impl Platform for HostPlatform {
         for s in self.rings.iter() {
             let base = s.ring.mirror().base() as usize;
             let n = s.ring.capacity();
-            writeln!(out, "{:#x}-{:#x} -> memfd offset 0 ({n} bytes, shared, rw)", base, base + n - 1)?;
-            writeln!(out, "{:#x}-{:#x} -> memfd offset 0 ({n} bytes, shared, rw)", base + n, base + 2 * n - 1)?;
+            writeln!(
+                out,
+                "{:#x}-{:#x} -> memfd offset 0 ({n} bytes, shared, rw)",
+                base,
+                base + n - 1
+            )?;
+            writeln!(
+                out,
+                "{:#x}-{:#x} -> memfd offset 0 ({n} bytes, shared, rw)",
+                base + n,
+                base + 2 * n - 1
+            )?;
             any = true;
         }
         if !any {

@@ -40,7 +40,11 @@ pub struct Rings<M: Mirror> {
 
 impl<M: Mirror> Default for Rings<M> {
     fn default() -> Self {
-        Rings { slots: heapless::Vec::new(), current: None, next_id: 1 }
+        Rings {
+            slots: heapless::Vec::new(),
+            current: None,
+            next_id: 1,
+        }
     }
 }
 
@@ -49,7 +53,12 @@ impl<M: Mirror> Rings<M> {
     /// the table is full.
     pub fn add(&mut self, mirror: M) -> Result<u32, M> {
         let id = self.next_id;
-        let slot = Slot { id, ring: Ring::new(mirror), pushed: 0, popped: 0 };
+        let slot = Slot {
+            id,
+            ring: Ring::new(mirror),
+            pushed: 0,
+            popped: 0,
+        };
         match self.slots.push(slot) {
             Ok(()) => {
                 self.next_id += 1;
@@ -114,7 +123,11 @@ pub struct Prng {
 impl Prng {
     /// A stream from `seed`.
     pub fn new(seed: u64) -> Self {
-        Prng { state: seed, buf: [0; 8], used: 8 }
+        Prng {
+            state: seed,
+            buf: [0; 8],
+            used: 8,
+        }
     }
 
     /// The next 64-bit value.
@@ -170,14 +183,24 @@ impl Prng {
 }
 
 fn need_ring<M: Mirror>(rings: &mut Rings<M>) -> Result<&mut Slot<M>, CmdError<'static>> {
-    rings.current().ok_or(CmdError::Msg("no ring: create one with 'ring new MIB'"))
+    rings
+        .current()
+        .ok_or(CmdError::Msg("no ring: create one with 'ring new MIB'"))
 }
 
-fn report_push(out: &mut dyn fmt::Write, done: usize, wanted: usize, s_remaining: usize) -> fmt::Result {
+fn report_push(
+    out: &mut dyn fmt::Write,
+    done: usize,
+    wanted: usize,
+    s_remaining: usize,
+) -> fmt::Result {
     if done == wanted {
         writeln!(out, "pushed {done} bytes")
     } else {
-        writeln!(out, "pushed {done} of {wanted} bytes (ring full, {s_remaining} free)")
+        writeln!(
+            out,
+            "pushed {done} of {wanted} bytes (ring full, {s_remaining} free)"
+        )
     }
 }
 
@@ -238,7 +261,11 @@ pub fn dispatch<'a, C: Console, P: Platform>(
     Some(r)
 }
 
-fn cmd_ring<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_ring<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let mut out = Out(io);
     match words.get(1).copied() {
         Some("new") => {
@@ -268,10 +295,16 @@ fn cmd_ring<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
         Some("free") => {
             let id = match words.get(2) {
                 Some(w) => parse_max(w, "ID", u64::from(u32::MAX))? as u32,
-                None => p.rings().current_id().ok_or(CmdError::Msg("ring free: no ring"))?,
+                None => p
+                    .rings()
+                    .current_id()
+                    .ok_or(CmdError::Msg("ring free: no ring"))?,
             };
             super::no_more(words, 3)?;
-            let m = p.rings().remove(id).ok_or(CmdError::Msg("ring free: no such ring"))?;
+            let m = p
+                .rings()
+                .remove(id)
+                .ok_or(CmdError::Msg("ring free: no such ring"))?;
             p.destroy_mirror(m);
             let _ = writeln!(out, "ring {id} freed");
         }
@@ -282,7 +315,13 @@ fn cmd_ring<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
             for s in p.rings().iter() {
                 any = true;
                 let mark = if cur == Some(s.id) { '*' } else { ' ' };
-                let _ = write!(out, "{mark} ring {}: capacity {}, len {}, ", s.id, s.ring.capacity(), s.ring.len());
+                let _ = write!(
+                    out,
+                    "{mark} ring {}: capacity {}, len {}, ",
+                    s.id,
+                    s.ring.capacity(),
+                    s.ring.len()
+                );
                 let _ = P::describe_mirror(s.ring.mirror(), &mut out);
                 let _ = out.write_char('\n');
             }
@@ -291,7 +330,11 @@ fn cmd_ring<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
             }
         }
         Some("use") => {
-            let id = parse_max(words.get(2).ok_or(ArgError::Missing("ID"))?, "ID", u64::from(u32::MAX))? as u32;
+            let id = parse_max(
+                words.get(2).ok_or(ArgError::Missing("ID"))?,
+                "ID",
+                u64::from(u32::MAX),
+            )? as u32;
             super::no_more(words, 3)?;
             if !p.rings().select(id) {
                 return Err(CmdError::Msg("ring use: no such ring"));
@@ -299,12 +342,20 @@ fn cmd_ring<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
             let _ = writeln!(out, "using ring {id}");
         }
         Some(other) => return Err(CmdError::Arg(ArgError::Extra(other))),
-        None => return Err(CmdError::Msg("ring: use 'ring new MIB', 'ring free [ID]', 'ring list' or 'ring use ID'")),
+        None => {
+            return Err(CmdError::Msg(
+                "ring: use 'ring new MIB', 'ring free [ID]', 'ring list' or 'ring use ID'",
+            ))
+        }
     }
     Ok(())
 }
 
-fn cmd_push<'a, C: Console, P: Platform>(line: &'a str, io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_push<'a, C: Console, P: Platform>(
+    line: &'a str,
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let text = rest_after_words(line, 1).as_bytes();
     let s = need_ring(p.rings())?;
     let n = s.ring.push(text);
@@ -313,7 +364,11 @@ fn cmd_push<'a, C: Console, P: Platform>(line: &'a str, io: &mut LineIo<'_, C>, 
     Ok(())
 }
 
-fn cmd_pushx<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_pushx<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     if words.len() < 2 {
         return Err(ArgError::Missing("HEX").into());
     }
@@ -330,7 +385,11 @@ fn cmd_pushx<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_,
     Ok(())
 }
 
-fn cmd_fill<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_fill<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let n = parse_max(words.get(1).ok_or(ArgError::Missing("N"))?, "N", 1 << 31)? as usize;
     enum Pattern {
         Byte(u8),
@@ -339,9 +398,13 @@ fn cmd_fill<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
     }
     let mut pat = match words.get(2).copied() {
         None => Pattern::Byte(0),
-        Some("byte") => Pattern::Byte(parse_max(words.get(3).ok_or(ArgError::Missing("B"))?, "B", 255)? as u8),
+        Some("byte") => {
+            Pattern::Byte(parse_max(words.get(3).ok_or(ArgError::Missing("B"))?, "B", 255)? as u8)
+        }
         Some("seq") => Pattern::Seq,
-        Some("rand") => Pattern::Rand(Prng::new(parse_u64(words.get(3).ok_or(ArgError::Missing("SEED"))?)?)),
+        Some("rand") => Pattern::Rand(Prng::new(parse_u64(
+            words.get(3).ok_or(ArgError::Missing("SEED"))?,
+        )?)),
         Some(other) => return Err(ArgError::Extra(other).into()),
     };
     let max_words = match pat {
@@ -372,8 +435,16 @@ fn cmd_fill<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
     Ok(())
 }
 
-fn cmd_push_rx<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
-    let len = parse_max(words.get(2).ok_or(ArgError::Missing("LEN"))?, "LEN", super::RX_MAX)?;
+fn cmd_push_rx<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
+    let len = parse_max(
+        words.get(2).ok_or(ArgError::Missing("LEN"))?,
+        "LEN",
+        super::RX_MAX,
+    )?;
     super::no_more(words, 3)?;
     let s = need_ring(p.rings())?;
     let _ = writeln!(Out(io), "rx: waiting for {len} bytes");
@@ -398,7 +469,11 @@ fn cmd_push_rx<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'
     Ok(())
 }
 
-fn cmd_pop<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_pop<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let n = parse_u64(words.get(1).ok_or(ArgError::Missing("N"))?)?;
     super::no_more(words, 2)?;
     let s = need_ring(p.rings())?;
@@ -408,7 +483,11 @@ fn cmd_pop<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C
     Ok(())
 }
 
-fn cmd_peek<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_peek<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let n = match words.get(1) {
         Some(w) => Some(parse_u64(w)?),
         None => None,
@@ -429,7 +508,11 @@ fn cmd_peek<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
     Ok(())
 }
 
-fn cmd_dump<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_dump<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let off = match words.get(1) {
         Some(w) => parse_u64(w)?,
         None => 0,
@@ -474,15 +557,32 @@ fn cmd_dump<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, 
     Ok(())
 }
 
-fn cmd_stat<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_stat<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     super::no_more(words, 1)?;
     let s = need_ring(p.rings())?;
-    let (id, cap, len, rem, ro, pushed, popped) =
-        (s.id, s.ring.capacity(), s.ring.len(), s.ring.remaining(), s.ring.read_offset(), s.pushed, s.popped);
+    let (id, cap, len, rem, ro, pushed, popped) = (
+        s.id,
+        s.ring.capacity(),
+        s.ring.len(),
+        s.ring.remaining(),
+        s.ring.read_offset(),
+        s.pushed,
+        s.popped,
+    );
     let base = s.ring.mirror().base() as usize;
     let mut out = Out(io);
     let _ = writeln!(out, "ring {id}: capacity {cap}, len {len}, remaining {rem}");
-    let _ = writeln!(out, "read {:#010x} (offset {ro}), write {:#010x} (offset {})", base + ro, base + ro + len, ro + len);
+    let _ = writeln!(
+        out,
+        "read {:#010x} (offset {ro}), write {:#010x} (offset {})",
+        base + ro,
+        base + ro + len,
+        ro + len
+    );
     let _ = out.write_str("memory: ");
     let _ = P::describe_mirror(s.ring.mirror(), &mut out);
     let _ = writeln!(out, "\ntotal pushed {pushed}, popped {popped}");
@@ -498,7 +598,13 @@ struct StressResult {
 
 /// Push random-sized chunks of a PRNG stream, pop random-sized chunks and check
 /// them against the same stream, until `total` bytes went through.
-fn stress_pass<R: ByteRing>(ring: &mut R, total: u64, max_chunk: u64, seed: u64, clock: &mut dyn FnMut() -> u64) -> StressResult {
+fn stress_pass<R: ByteRing>(
+    ring: &mut R,
+    total: u64,
+    max_chunk: u64,
+    seed: u64,
+    clock: &mut dyn FnMut() -> u64,
+) -> StressResult {
     ring.clear();
     let mut sizes = Prng::new(seed ^ 0x5eed);
     let mut gen = Prng::new(seed);
@@ -531,7 +637,11 @@ fn stress_pass<R: ByteRing>(ring: &mut R, total: u64, max_chunk: u64, seed: u64,
         let _ = ring.consume(na + nb);
         popped += (na + nb) as u64;
     }
-    StressResult { bytes: popped, mismatches: bad, us: clock().saturating_sub(t0).max(1) }
+    StressResult {
+        bytes: popped,
+        mismatches: bad,
+        us: clock().saturating_sub(t0).max(1),
+    }
 }
 
 fn mbps(bytes: u64, us: u64) -> (u64, u64) {
@@ -546,8 +656,16 @@ fn ratio(a_us: u64, b_us: u64) -> (u64, u64) {
     (c / 100, c % 100)
 }
 
-fn cmd_stress<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
-    let total = parse_max(words.get(1).ok_or(ArgError::Missing("BYTES"))?, "BYTES", 1 << 40)?;
+fn cmd_stress<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
+    let total = parse_max(
+        words.get(1).ok_or(ArgError::Missing("BYTES"))?,
+        "BYTES",
+        1 << 40,
+    )?;
     let max_chunk = match words.get(2) {
         Some(w) => parse_max(w, "MAXCHUNK", 1 << 30)?,
         None => 4096,
@@ -569,7 +687,13 @@ fn cmd_stress<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_
         let r = stress_pass(&mut s.ring, total, max_chunk, seed, &mut now);
         s.ring.clear();
         let (i, f) = mbps(r.bytes, r.us);
-        let _ = writeln!(Out(io), "mirrored: {} bytes in {} us, {i}.{f:02} MB/s, {} mismatches", r.bytes, r.us, r.mismatches);
+        let _ = writeln!(
+            Out(io),
+            "mirrored: {} bytes in {} us, {i}.{f:02} MB/s, {} mismatches",
+            r.bytes,
+            r.us,
+            r.mismatches
+        );
         t_mirror = r;
         // The modular ring over the first copy of the same store.
         let cap = s.ring.capacity();
@@ -578,10 +702,17 @@ fn cmd_stress<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_
         // initialised (Mirror contract); the ring is empty and not used while
         // this slice lives (`s` is borrowed mutably for the whole block).
         let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
-        let mut modular = ModularRing::new(store).map_err(|_| CmdError::Msg("stress: empty ring"))?;
+        let mut modular =
+            ModularRing::new(store).map_err(|_| CmdError::Msg("stress: empty ring"))?;
         let r = stress_pass(&mut modular, total, max_chunk, seed, &mut now);
         let (i, f) = mbps(r.bytes, r.us);
-        let _ = writeln!(Out(io), "modular: {} bytes in {} us, {i}.{f:02} MB/s, {} mismatches", r.bytes, r.us, r.mismatches);
+        let _ = writeln!(
+            Out(io),
+            "modular: {} bytes in {} us, {i}.{f:02} MB/s, {} mismatches",
+            r.bytes,
+            r.us,
+            r.mismatches
+        );
         t_mod = r;
         s.ring.clear();
     }
@@ -594,7 +725,14 @@ fn cmd_stress<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_
     Ok(())
 }
 
-fn bench_pass<R: ByteRing>(ring: &mut R, chunk: usize, total: usize, src: &[u8], dst: &mut [u8], clock: &mut dyn FnMut() -> u64) -> u64 {
+fn bench_pass<R: ByteRing>(
+    ring: &mut R,
+    chunk: usize,
+    total: usize,
+    src: &[u8],
+    dst: &mut [u8],
+    clock: &mut dyn FnMut() -> u64,
+) -> u64 {
     ring.clear();
     let t0 = clock();
     let mut moved = 0;
@@ -606,7 +744,11 @@ fn bench_pass<R: ByteRing>(ring: &mut R, chunk: usize, total: usize, src: &[u8],
     clock().saturating_sub(t0).max(1)
 }
 
-fn cmd_bench<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+fn cmd_bench<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let total = match words.get(1) {
         Some(w) => parse_max(w, "BYTES", 1 << 30)? as usize,
         None => 1 << 20,
@@ -618,8 +760,18 @@ fn cmd_bench<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_,
     let mut src = [0u8; 4096];
     let mut dst = [0u8; 4096];
     Prng::new(7).fill(&mut src);
-    let _ = writeln!(Out(io), "push+pop of {total} bytes per row; MB/s from the system timer");
-    let _ = writeln!(Out(io), "{:>6} {:>12} {:>12} {:>8}", "chunk", "mirrored", "modular", "ratio");
+    let _ = writeln!(
+        Out(io),
+        "push+pop of {total} bytes per row; MB/s from the system timer"
+    );
+    let _ = writeln!(
+        Out(io),
+        "{:>6} {:>12} {:>12} {:>8}",
+        "chunk",
+        "mirrored",
+        "modular",
+        "ratio"
+    );
     for chunk in [1usize, 16, 64, 512, 4096] {
         let chunk = chunk.min(s.ring.capacity());
         // Offset the ring so transfers keep crossing the wrap.
@@ -629,7 +781,8 @@ fn cmd_bench<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_,
         // SAFETY: as in `stress`: the first copy of the store, used only while
         // the (cleared) mirrored ring is not.
         let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
-        let mut modular = ModularRing::new(store).map_err(|_| CmdError::Msg("bench: empty ring"))?;
+        let mut modular =
+            ModularRing::new(store).map_err(|_| CmdError::Msg("bench: empty ring"))?;
         let tr = bench_pass(&mut modular, chunk, total, &src, &mut dst, &mut now);
         let (mi, mf) = mbps(total as u64, tm);
         let (ri, rf) = mbps(total as u64, tr);

@@ -53,15 +53,12 @@ pub fn strip_ansi(s: &str) -> std::string::String {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\x1b' {
-            match chars.next() {
-                Some('[') => {
-                    for d in chars.by_ref() {
-                        if ('\x40'..='\x7e').contains(&d) {
-                            break;
-                        }
+            if chars.next() == Some('[') {
+                for d in chars.by_ref() {
+                    if ('\x40'..='\x7e').contains(&d) {
+                        break;
                     }
                 }
-                Some(_) | None => {}
             }
         } else if c == '\r' {
             if chars.peek() == Some(&'\n') {

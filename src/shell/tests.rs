@@ -109,7 +109,10 @@ fn hexdump_of_memory_and_unmapped_error() {
     hexdump::write_row(&mut expect, at as u64, &seq[cap - 16..], "").unwrap();
     hexdump::write_row(&mut expect, (at + 16) as u64, &seq[..4], "").unwrap();
     assert_eq!(o[1], expect);
-    assert_eq!(o[2], "error: x: on the host only the rings' windows are readable\n");
+    assert_eq!(
+        o[2],
+        "error: x: on the host only the rings' windows are readable\n"
+    );
 }
 
 #[test]
@@ -237,15 +240,29 @@ fn ring_commands_need_a_ring_and_reject_bad_input_without_change() {
     assert_eq!(o[0], "error: no ring: create one with 'ring new MIB'\n");
     assert_eq!(o[1], "error: no ring: create one with 'ring new MIB'\n");
     assert_eq!(o[2], "error: ring new: MIB must be at least 1\n");
-    assert_eq!(o[3], "error: ring new: not enough memory: 17 requested, 16 free\n");
-    assert!(o[4].starts_with("ring 1: memfd store of 65536 bytes, window 0x"), "{}", o[4]);
+    assert_eq!(
+        o[3],
+        "error: ring new: not enough memory: 17 requested, 16 free\n"
+    );
+    assert!(
+        o[4].starts_with("ring 1: memfd store of 65536 bytes, window 0x"),
+        "{}",
+        o[4]
+    );
     assert_eq!(o[5], "pushed 1 bytes\n");
-    assert_eq!(o[6], "error: invalid number 'abc' (use decimal or 0x-hex)\n");
+    assert_eq!(
+        o[6],
+        "error: invalid number 'abc' (use decimal or 0x-hex)\n"
+    );
     assert_eq!(o[7], "error: invalid hex '0g' (pairs of 0-9a-f)\n");
     assert_eq!(o[8], "error: invalid hex '4' (pairs of 0-9a-f)\n");
     assert_eq!(o[9], "error: unexpected argument 'sideways'\n");
     assert_eq!(o[10], "error: ring use: no such ring\n");
-    assert!(o[11].starts_with("ring 1: capacity 65536, len 1, remaining 65535\n"), "{}", o[11]);
+    assert!(
+        o[11].starts_with("ring 1: capacity 65536, len 1, remaining 65535\n"),
+        "{}",
+        o[11]
+    );
     assert_eq!(o[12], "\"A\"\n");
 }
 
@@ -264,7 +281,11 @@ fn ring_capacity_wrap_and_dump() {
     assert!(rows[1].contains(" 41 42 43 44 45 46 "), "{}", rows[1]);
     assert!(o[7].contains("len 22, remaining 65514"), "{}", o[7]);
     assert!(o[7].contains("(offset 65530)"), "{}", o[7]);
-    assert!(o[7].contains("total pushed 65552, popped 65530"), "{}", o[7]);
+    assert!(
+        o[7].contains("total pushed 65552, popped 65530"),
+        "{}",
+        o[7]
+    );
     assert_eq!(o[8], "popped 22 bytes\n");
     assert_eq!(o[9], "popped 0 bytes\n");
 }
@@ -275,11 +296,19 @@ fn several_rings_and_push_rx() {
     input.extend_from_slice(b"echo end\r");
     let t = run(&input);
     let o = outputs(&t);
-    assert!(o[2].contains("  ring 1: capacity 65536, len 0,") && o[2].contains("* ring 2: capacity 131072, len 0,"), "{}", o[2]);
+    assert!(
+        o[2].contains("  ring 1: capacity 65536, len 0,")
+            && o[2].contains("* ring 2: capacity 131072, len 0,"),
+        "{}",
+        o[2]
+    );
     assert_eq!(o[3], "ring 1 freed\n");
     assert_eq!(o[4], "using ring 2\n");
     let crc = crate::crc32::crc32(b"hello");
-    assert_eq!(o[5], format!("rx: waiting for 5 bytes\npushed 5 bytes\nrx 5 crc32={crc:08x}\n"));
+    assert_eq!(
+        o[5],
+        format!("rx: waiting for 5 bytes\npushed 5 bytes\nrx 5 crc32={crc:08x}\n")
+    );
     assert_eq!(o[6], "\"hello\"\n");
     assert_eq!(o[7], "ring 2 freed\n");
     assert_eq!(o[8], "no rings\n");
@@ -291,8 +320,16 @@ fn stress_finds_no_mismatch_on_both_rings() {
     let o = outputs(&t);
     for i in [1, 2] {
         let lines: Vec<&str> = o[i].lines().collect();
-        assert!(lines[0].starts_with("mirrored: ") && lines[0].ends_with(", 0 mismatches"), "{}", o[i]);
-        assert!(lines[1].starts_with("modular: ") && lines[1].ends_with(", 0 mismatches"), "{}", o[i]);
+        assert!(
+            lines[0].starts_with("mirrored: ") && lines[0].ends_with(", 0 mismatches"),
+            "{}",
+            o[i]
+        );
+        assert!(
+            lines[1].starts_with("modular: ") && lines[1].ends_with(", 0 mismatches"),
+            "{}",
+            o[i]
+        );
         assert!(lines[2].starts_with("ratio mirrored/modular: "), "{}", o[i]);
     }
     assert!(o[1].contains("mirrored: 1000000 bytes"));
