@@ -41,7 +41,12 @@ impl StdConsole {
                 }
             }
         });
-        StdConsole { rx, closed: false, out: std::io::stdout(), start: Instant::now() }
+        StdConsole {
+            rx,
+            closed: false,
+            out: std::io::stdout(),
+            start: Instant::now(),
+        }
     }
 }
 
