@@ -70,6 +70,11 @@ test-qemu: tool kernel
 	echo "sessions: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
 
+# Host benchmarks (criterion), each ending with a ratio table from the same run.
+bench: setup
+	$(CARGO) bench --features std --bench ring
+	$(CARGO) bench --features std --bench heatshrink -- --table
+
 # Deterministic Pi figures: QEMU with -icount shift=0 (1 us of system timer = 1000
 # guest instructions); prints the kernel's bench table and stress ratios.
 bench-pi: setup kernel tool
