@@ -288,11 +288,16 @@ impl Decoder {
     /// variant runs once `2^W` bytes have been produced (no reference can reach
     /// before the stream start any more); the other one stops when that happens.
     #[inline(always)]
-    fn fast<O: Out, const WARM: bool>(&mut self, input: &[u8], out: &mut O, produced0: usize) -> usize {
+    fn fast<O: Out, const WARM: bool>(
+        &mut self,
+        input: &[u8],
+        out: &mut O,
+        produced0: usize,
+    ) -> usize {
         let w = u32::from(self.wbits);
         let l = u32::from(self.lbits);
         let wsize = 1usize << w;
-        let two = true || 2 * (1 + w + l) <= 56;
+        let two = 2 * (1 + w + l) <= 56;
         let mut acc = self.acc;
         let mut nbits = u32::from(self.nbits);
         let mut ip = 0;
@@ -305,7 +310,9 @@ impl Decoder {
             // SAFETY: ip + 8 <= input.len(), so the 8 bytes are inside `input`.
             let v = unsafe { core::ptr::read_unaligned(input.as_ptr().add(ip).cast::<[u8; 8]>()) };
             acc |= u64::from_be_bytes(v) >> nbits;
-            ip += ((63 - nbits) >> 3) as usize;
+            debug_assert!(nbits < 64);
+            // At most 7 bytes: `ip` never passes `input.len() - 1`.
+            ip += (((63 - nbits) >> 3) & 7) as usize;
             nbits |= 56;
             // Two tokens per refill when two of the longest fit in 56 bits (L <= 12
             // for W = 15; up to 30 bits a token otherwise).
@@ -397,14 +404,17 @@ trait Out {
 }
 
 /// Loads 16 bytes at `src` and stores them at `dst`, then stores `lit` at `dst`
-/// when `is_lit`. Whatever the overlap, the loads happen before the stores.
+/// when `is_lit`. Whatever the overlap, the loads happen before the stores. (Only
+/// the first `len` bytes matter; `len <= 16`, and `len <= dst - src` for a copy.)
 ///
 /// # Safety
 ///
 /// `[src, src + 16)` and `[dst, dst + 16)` must be inside `buf`.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64"))]
 #[inline(always)]
-unsafe fn put16_raw(buf: &mut [u8], src: usize, dst: usize, is_lit: bool, lit: u8) {
-    debug_assert!(src + 16 <= buf.len() && dst + 16 <= buf.len());
+unsafe fn put16_raw(buf: &mut [u8], src: usize, dst: usize, is_lit: bool, lit: u8, len: usize) {
+    debug_assert!(src + 16 <= buf.len() && dst + 16 <= buf.len() && len <= 16);
+    let _ = len;
     let base = buf.as_mut_ptr();
     // SAFETY: both ranges are inside `buf` (caller), which we borrow mutably.
     unsafe {
@@ -412,6 +422,29 @@ unsafe fn put16_raw(buf: &mut [u8], src: usize, dst: usize, is_lit: bool, lit: u
         let first = *base.add(src);
         core::ptr::write_unaligned(base.add(dst).cast::<u128>(), v);
         *base.add(dst) = select_unpredictable(is_lit, lit, first);
+    }
+}
+
+/// [`put16_raw`] for CPUs without cheap unaligned 16-byte accesses (ARMv6 splits
+/// them into bytes): the literal, or the `len` bytes one at a time.
+///
+/// # Safety
+///
+/// As for the wide version.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+#[inline(always)]
+unsafe fn put16_raw(buf: &mut [u8], src: usize, dst: usize, is_lit: bool, lit: u8, len: usize) {
+    debug_assert!(src + 16 <= buf.len() && dst + 16 <= buf.len() && len <= 16);
+    let base = buf.as_mut_ptr();
+    // SAFETY: both ranges are inside `buf` (caller) and `len <= 16`.
+    unsafe {
+        if is_lit {
+            *base.add(dst) = lit;
+        } else {
+            for i in 0..len {
+                *base.add(dst + i) = *base.add(src + i);
+            }
+        }
     }
 }
 
@@ -515,7 +548,7 @@ impl Out for Linear<'_> {
         // SAFETY: `p >= 2^W >= d` (the view starts `2^W` bytes in, checked in
         // `decode`, and `p` only grows), so `src + 16 <= p + 16`, and `fits`
         // gave `p + len + 16 <= buf.len()`.
-        unsafe { put16_raw(self.buf, src, p, is_lit, lit) };
+        unsafe { put16_raw(self.buf, src, p, is_lit, lit, len) };
         self.p = p + len;
     }
     #[inline(always)]
@@ -638,7 +671,7 @@ impl Out for Modular<'_> {
         // Both 16-byte runs must end before the end of the store.
         if s.max(w) + SLACK <= cap {
             // SAFETY: just checked that both runs are inside the store.
-            unsafe { put16_raw(self.buf, s, w, is_lit, lit) };
+            unsafe { put16_raw(self.buf, s, w, is_lit, lit, len) };
             self.advance(len);
         } else if is_lit {
             self.lit(lit);
@@ -804,5 +837,47 @@ impl<W: Window> StreamDecoder<W> {
                 return Ok((op, Status::OutputFull));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_small() {
+        assert_eq!(core::mem::size_of::<Decoder>(), 24);
+    }
+
+    #[test]
+    fn long_tokens_one_per_refill() {
+        // W = 15, L = 14: 30-bit back-references, two do not fit in one refill.
+        // Eight references d = 1, n = 2^14 after one literal 'x'.
+        let mut bits: u128 = 0;
+        let mut nbits = 0;
+        let mut put = |v: u128, w: u32| {
+            bits = bits << w | v;
+            nbits += w;
+        };
+        put(0x100 | u128::from(b'x'), 9);
+        for _ in 0..3 {
+            put((1 << 14) - 1, 30); // tag 0, d - 1 = 0, n - 1 = 2^14 - 1
+        }
+        let pad = (8 - nbits % 8) % 8;
+        let total = nbits + pad;
+        let v = bits << pad;
+        let stream: std::vec::Vec<u8> = (0..total / 8)
+            .map(|i| (v >> (total - 8 - 8 * i)) as u8)
+            .collect();
+        let mut dec = Decoder::new(15, 14).unwrap();
+        let mut win = super::super::ModularWindow::new(std::vec![0u8; 200_000]).unwrap();
+        assert_eq!(
+            dec.decode(&stream, &mut win),
+            Ok((stream.len(), Status::NeedInput))
+        );
+        assert_eq!(dec.finish(&mut win), Ok(Status::Done));
+        assert_eq!(win.len(), 1 + 3 * (1 << 14));
+        let (a, b) = win.readable();
+        assert!(a.iter().chain(b).all(|&c| c == b'x'));
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `vmcirc qemu`: boot the kernel in QEMU with the console on this terminal.
 //! - `vmcirc term`: an interactive serial terminal for the real board.
+//! - `vmcirc hs`: heatshrink compress / decompress (and send to the board).
 //! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
@@ -11,6 +12,7 @@
 
 mod fake;
 mod hostshell;
+mod hs;
 mod link;
 mod qemu;
 mod runner;
@@ -70,6 +72,11 @@ enum Cmd {
     },
     /// Run a scripted console session; exits 0 only if every expectation held.
     Script(ScriptArgs),
+    /// heatshrink: compress, decompress (streaming, constant memory), send to the board.
+    Hs {
+        #[command(subcommand)]
+        cmd: hs::HsCommand,
+    },
     /// The kernel's shell on this terminal, with rings on Linux memfd mirrors (Ctrl-D exits).
     Shell {
         /// Create a first ring of this many bytes (rounded up to the page size).
@@ -186,6 +193,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Term { port, baud } => term::run(&port, baud).map(|()| ExitCode::SUCCESS),
         Cmd::Script(args) => run_script(args),
+        Cmd::Hs { cmd } => hs::run(cmd).map(|()| ExitCode::SUCCESS),
         Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
     };

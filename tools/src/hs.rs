@@ -1,0 +1,321 @@
+//! `vmcirc hs`: heatshrink compression and decompression on the host.
+//!
+//! - `vmcirc hs compress -w W -l L [IN [OUT]]` and `vmcirc hs decompress -w W -l L
+//!   [IN [OUT]]` stream from IN (default or `-`: stdin) to OUT (default or `-`:
+//!   stdout) in constant memory: 64 KiB of input at a time, the encoder's fixed
+//!   buffers, and for decompression a mirrored ring of `2^W + 64 KiB` whose decoded
+//!   bytes are written to OUT straight from the ring (zero copy). Without a mirror
+//!   (no memfd) it falls back to a modular window and the copy-out API.
+//! - W and L are not in the stream: decompress with the values used to compress.
+//!   The defaults are the reference CLI's, `-w 11 -l 4`.
+//! - `vmcirc hs send`: compress and send to the kernel's `hs` shell command (not
+//!   wired yet).
+//!
+//! Errors (unreadable input, bad W/L, a stream cut inside a token) are returned to
+//! `main`, which prints them on stderr and exits non-zero.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use vmcirc::heatshrink::{Decoder, Encoder, EncoderBuffers, ModularWindow, Status, StreamDecoder};
+use vmcirc::vmcirc::MirrorRing;
+
+/// Bytes read, or written, per step.
+const CHUNK: usize = 64 * 1024;
+
+/// The `hs` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum HsCommand {
+    /// Compress IN (default stdin) to OUT (default stdout).
+    Compress {
+        #[command(flatten)]
+        params: HsParams,
+        /// Input file (`-` or absent: stdin).
+        input: Option<PathBuf>,
+        /// Output file (`-` or absent: stdout).
+        output: Option<PathBuf>,
+    },
+    /// Decompress IN (default stdin) to OUT (default stdout).
+    Decompress {
+        #[command(flatten)]
+        params: HsParams,
+        /// Input file (`-` or absent: stdin).
+        input: Option<PathBuf>,
+        /// Output file (`-` or absent: stdout).
+        output: Option<PathBuf>,
+    },
+    /// Compress FILE and send it to the board's `hs` command; check its CRC-32.
+    Send {
+        /// File to send.
+        file: PathBuf,
+        #[command(flatten)]
+        params: HsParams,
+        /// Serial device of the board, e.g. /dev/ttyUSB0.
+        #[arg(long, conflicts_with = "qemu")]
+        port: Option<String>,
+        /// Send to the kernel running in QEMU instead.
+        #[arg(long)]
+        qemu: bool,
+    },
+}
+
+/// W and L (they travel out of band: use the same for both directions).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct HsParams {
+    /// Window bits W (window of 2^W bytes), 4..=15.
+    #[arg(short = 'w', long = "window", default_value_t = 11)]
+    pub window_bits: u8,
+    /// Lookahead bits L (back-references of up to 2^L bytes), 3..W.
+    #[arg(short = 'l', long = "lookahead", default_value_t = 4)]
+    pub lookahead_bits: u8,
+}
+
+/// Runs one `hs` subcommand.
+pub fn run(cmd: HsCommand) -> Result<()> {
+    match cmd {
+        HsCommand::Compress {
+            params,
+            input,
+            output,
+        } => {
+            let mut r = open_input(input.as_deref())?;
+            let mut w = open_output(output.as_deref())?;
+            compress(params, &mut r, &mut w)?;
+            w.flush().context("hs compress: writing the output")?;
+            Ok(())
+        }
+        HsCommand::Decompress {
+            params,
+            input,
+            output,
+        } => {
+            let mut r = open_input(input.as_deref())?;
+            let mut w = open_output(output.as_deref())?;
+            decompress(params, &mut r, &mut w)?;
+            w.flush().context("hs decompress: writing the output")?;
+            Ok(())
+        }
+        HsCommand::Send { .. } => {
+            bail!("hs send: needs the kernel's hs command (not yet available)")
+        }
+    }
+}
+
+fn open_input(path: Option<&Path>) -> Result<Box<dyn Read>> {
+    match path {
+        None => Ok(Box::new(io::stdin().lock())),
+        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdin().lock())),
+        Some(p) => Ok(Box::new(
+            File::open(p).with_context(|| format!("hs: opening {}", p.display()))?,
+        )),
+    }
+}
+
+fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    match path {
+        None => Ok(Box::new(io::stdout().lock())),
+        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdout().lock())),
+        Some(p) => {
+            Ok(Box::new(File::create(p).with_context(|| {
+                format!("hs: creating {}", p.display())
+            })?))
+        }
+    }
+}
+
+/// Reads up to `buf.len()` bytes, retrying on `Interrupted`; 0 at the end.
+fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match r.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("hs: reading the input"),
+        }
+    }
+}
+
+/// Compresses all of `r` into `w`; returns (bytes in, bytes out).
+pub fn compress(params: HsParams, r: &mut dyn Read, w: &mut dyn Write) -> Result<(u64, u64)> {
+    let mut enc = Encoder::new(
+        EncoderBuffers::new_boxed(),
+        params.window_bits,
+        params.lookahead_bits,
+    )
+    .context("hs compress")?;
+    let mut inbuf = vec![0u8; CHUNK];
+    let mut outbuf = vec![0u8; CHUNK];
+    let (mut total_in, mut total_out) = (0u64, 0u64);
+    loop {
+        let n = read_some(r, &mut inbuf)?;
+        if n == 0 {
+            break;
+        }
+        total_in += n as u64;
+        let mut chunk = &inbuf[..n];
+        while !chunk.is_empty() {
+            let (used, produced) = enc.encode(chunk, &mut outbuf);
+            chunk = &chunk[used..];
+            w.write_all(&outbuf[..produced])
+                .context("hs compress: writing the output")?;
+            total_out += produced as u64;
+        }
+    }
+    loop {
+        let (produced, status) = enc.finish(&mut outbuf);
+        w.write_all(&outbuf[..produced])
+            .context("hs compress: writing the output")?;
+        total_out += produced as u64;
+        if status == Status::Done {
+            return Ok((total_in, total_out));
+        }
+    }
+}
+
+/// Decompresses all of `r` into `w`; returns the bytes written.
+pub fn decompress(params: HsParams, r: &mut dyn Read, w: &mut dyn Write) -> Result<u64> {
+    let mut dec =
+        Decoder::new(params.window_bits, params.lookahead_bits).context("hs decompress")?;
+    let window = 1usize << params.window_bits;
+    match MirrorRing::with_capacity(window + CHUNK) {
+        Ok(ring) => decompress_mirrored(&mut dec, ring, r, w),
+        Err(e) => {
+            eprintln!("hs: no mirrored ring ({e}); using a modular window");
+            let store = ModularWindow::new(vec![0u8; window + CHUNK]).expect("non-empty store");
+            decompress_copy_out(params, store, r, w)
+        }
+    }
+}
+
+/// Zero copy: decoded bytes go from the ring's window to `w` as one slice.
+fn decompress_mirrored(
+    dec: &mut Decoder,
+    mut ring: MirrorRing,
+    r: &mut dyn Read,
+    w: &mut dyn Write,
+) -> Result<u64> {
+    let mut inbuf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    let mut drain = |ring: &mut MirrorRing| -> Result<()> {
+        let bytes = ring.readable();
+        w.write_all(bytes)
+            .context("hs decompress: writing the output")?;
+        total += bytes.len() as u64;
+        let n = bytes.len();
+        ring.consume(n)?;
+        Ok(())
+    };
+    loop {
+        let n = read_some(r, &mut inbuf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &inbuf[..n];
+        loop {
+            let (used, status) = dec.decode(chunk, &mut ring).context("hs decompress")?;
+            chunk = &chunk[used..];
+            drain(&mut ring)?;
+            if status == Status::NeedInput {
+                break;
+            }
+        }
+    }
+    loop {
+        let status = dec.finish(&mut ring).context("hs decompress")?;
+        drain(&mut ring)?;
+        if status == Status::Done {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Copy out through a modular window (no mirror available).
+fn decompress_copy_out(
+    params: HsParams,
+    store: ModularWindow<Vec<u8>>,
+    r: &mut dyn Read,
+    w: &mut dyn Write,
+) -> Result<u64> {
+    let mut dec = StreamDecoder::new(params.window_bits, params.lookahead_bits, store)
+        .context("hs decompress")?;
+    let mut inbuf = vec![0u8; CHUNK];
+    let mut outbuf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = read_some(r, &mut inbuf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &inbuf[..n];
+        loop {
+            let (used, produced, status) = dec.decode_into(chunk, &mut outbuf)?;
+            chunk = &chunk[used..];
+            w.write_all(&outbuf[..produced])
+                .context("hs decompress: writing the output")?;
+            total += produced as u64;
+            if status == Status::NeedInput {
+                break;
+            }
+        }
+    }
+    loop {
+        let (produced, status) = dec.finish_into(&mut outbuf)?;
+        w.write_all(&outbuf[..produced])
+            .context("hs decompress: writing the output")?;
+        total += produced as u64;
+        if status == Status::Done {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(w: u8, l: u8) -> HsParams {
+        HsParams {
+            window_bits: w,
+            lookahead_bits: l,
+        }
+    }
+
+    #[test]
+    fn round_trip_through_the_stream_functions() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 1000) as u8)
+            .collect();
+        for (w, l) in [(8, 4), (11, 4), (15, 8)] {
+            let mut packed = Vec::new();
+            let (n_in, n_out) = compress(params(w, l), &mut &data[..], &mut packed).unwrap();
+            assert_eq!((n_in, n_out), (data.len() as u64, packed.len() as u64));
+            let mut back = Vec::new();
+            let n = decompress(params(w, l), &mut &packed[..], &mut back).unwrap();
+            assert_eq!(n, data.len() as u64);
+            assert!(back == data, "w{w} l{l}");
+            let mut back2 = Vec::new();
+            let store = ModularWindow::new(vec![0u8; (1 << w) + 100]).unwrap();
+            decompress_copy_out(params(w, l), store, &mut &packed[..], &mut back2).unwrap();
+            assert!(back2 == data);
+        }
+    }
+
+    #[test]
+    fn errors() {
+        let mut out = Vec::new();
+        assert!(compress(params(16, 4), &mut &b"x"[..], &mut out).is_err());
+        assert!(decompress(params(8, 8), &mut &b"x"[..], &mut out).is_err());
+        // A back-reference cut after 8 of its 13 bits.
+        let err = decompress(params(8, 4), &mut &[0u8][..], &mut out).unwrap_err();
+        assert!(format!("{err:#}").contains("truncated"), "{err:#}");
+        let send = HsCommand::Send {
+            file: "x".into(),
+            params: params(8, 4),
+            port: None,
+            qemu: true,
+        };
+        assert!(run(send).is_err());
+    }
+}
