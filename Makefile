@@ -81,7 +81,7 @@ bench-pi: setup kernel tool
 	@$(TOOL) script tools/bench/pi.vms --qemu $(BUILD)/kernel.img --machine $(MACHINE) \
 	  --qemu-arg "-icount shift=0" --session-timeout 1200 -v 2>&1 \
 	  | sed -e 's/\x1b\[[0-9;]*[A-Za-z]//g' -e 's/\x1b[78]//g' | tr -d '\r' \
-	  | grep -E '^( +[0-9]+ +[0-9.]+ +[0-9.]+|mirrored:|modular:|ratio|push\+pop| +chunk|vmcirc> (bench|stress)|[0-9]+ passed)'
+	  | grep -E '^( +[0-9]+ +[0-9.]+ +[0-9.]+|mirrored|modular|ratio|hs demo|push\+pop| +chunk|vmcirc> (bench|stress)|[0-9]+ passed)'
 
 clippy:
 	$(CARGO) clippy --workspace --features std --all-targets -- -D warnings

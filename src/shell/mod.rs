@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod hexdump;
+pub mod hs;
 #[cfg(all(unix, any(test, feature = "std")))]
 pub mod host;
 pub mod ring;
@@ -219,6 +220,8 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "bench [BYTES]",
         synopsis: "push+pop throughput for chunks of 1..4096 bytes, mirrored vs modular",
     },
+    CommandHelp { usage: "hs W L LEN", synopsis: "receive LEN bytes of heatshrink data, decompress through a mirrored ring; size, CRC-32, time" },
+    CommandHelp { usage: "hs demo", synopsis: "decompress a built-in stream through the mirrored and a modular window; check and time" },
 ];
 
 /// Why [`Shell::step`] stopped.
@@ -444,6 +447,7 @@ fn dispatch<'a, C: Console, P: Platform>(
             let _ = embedded_io::Write::flush(out.0);
             let _ = platform.reboot(&mut out);
         }
+        "hs" => return hs::dispatch(&words, out.0, platform),
         other => {
             return ring::dispatch(line, &words, out.0, platform)
                 .unwrap_or(Err(CmdError::Unknown(other)));
