@@ -17,7 +17,7 @@ use vmcirc::board::mailbox::{self, FirmwareInfo, PropertyBuffer};
 use vmcirc::board::mmio::Mmio;
 use vmcirc::board::{irq, UART0_BASE, UART_CLOCK_HZ};
 use vmcirc::mmu::{cp15, enable_mmu, TranslationTable};
-use vmcirc::shell::{LineIo, Shell, HISTORY_BYTES, LINE_BUFFER_BYTES};
+use vmcirc::shell::{LineIo, LineState, Shell, HISTORY_BYTES, LINE_BUFFER_BYTES};
 use vmcirc::uart::{Pl011, RxQueue, RxStats, SerialPort, RX_QUEUE_BYTES};
 
 use super::console::{self, KernelConsole};
@@ -35,6 +35,7 @@ static mut TABLE: TranslationTable = TranslationTable::new();
 static mut STATE: Option<KernelState> = None;
 static mut LINE: [u8; LINE_BUFFER_BYTES] = [0; LINE_BUFFER_BYTES];
 static mut HISTORY: [u8; HISTORY_BYTES] = [0; HISTORY_BYTES];
+static mut LINE_STATE: LineState = LineState::new();
 static mut MAILBOX: PropertyBuffer = PropertyBuffer([0; 32]);
 static IN_FAULT: AtomicBool = AtomicBool::new(false);
 static BOOTED: AtomicBool = AtomicBool::new(false);
@@ -161,7 +162,10 @@ fn run_shell() -> ! {
     };
     // SAFETY: as above.
     let (line, history) = unsafe { (&mut *addr_of_mut!(LINE), &mut *addr_of_mut!(HISTORY)) };
-    let mut io = LineIo::new(&mut st.console);
+    // SAFETY: as above; the input read ahead before a fault is kept.
+    let state = unsafe { &mut *addr_of_mut!(LINE_STATE) };
+    state.recover();
+    let mut io = LineIo::new(&mut st.console, state);
     let mut shell = Shell::new(line, history, &mut io);
     loop {
         shell.step(&mut io, &mut st.platform);

@@ -13,7 +13,7 @@ use vmcirc::mmu::{
     WindowAllocator,
 };
 use vmcirc::shell::ring::Rings;
-use vmcirc::shell::{Platform, PlatformError};
+use vmcirc::shell::{FaultRequest, Platform, PlatformError};
 use vmcirc::uart::{RxStats, RX_QUEUE_BYTES};
 
 use super::console::now_us;
@@ -216,6 +216,31 @@ impl Platform for BoardPlatform {
             out,
             "error: reboot: the watchdog did not reset the board within 0.5 s (this emulator does not model the BCM2835 watchdog)"
         )
+    }
+
+    fn trigger_fault(&mut self, kind: FaultRequest) -> Result<(), PlatformError> {
+        /// Nothing is mapped here (RAM ends below the peripherals at 0x2000_0000;
+        /// the mirror windows start at 0x8000_0000).
+        const UNMAPPED: usize = 0x7000_0000;
+        match kind {
+            // SAFETY: this instruction word is permanently undefined in ARM state
+            // (the UDF space); the undefined-instruction handler reports it and
+            // re-enters the shell, so control never comes back here.
+            FaultRequest::Undefined => unsafe {
+                core::arch::asm!(".word 0xe7f000f0", options(noreturn))
+            },
+            // SAFETY: a branch to unmapped memory takes a prefetch abort, which is
+            // reported and recovered from; it never returns here.
+            FaultRequest::PrefetchAbort => unsafe {
+                core::arch::asm!("bx {0}", in(reg) UNMAPPED, options(noreturn))
+            },
+            FaultRequest::DataAbort => {
+                // SAFETY: a load from unmapped memory takes a data abort, which is
+                // reported and recovered from; the value is never used.
+                unsafe { core::ptr::read_volatile(UNMAPPED as *const u32) };
+            }
+        }
+        Err(PlatformError::from("fault: the access did not fault"))
     }
 
     type Mirror = SectionMirror;

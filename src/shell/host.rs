@@ -102,6 +102,12 @@ impl Platform for HostPlatform {
         )
     }
 
+    fn trigger_fault(&mut self, _kind: super::FaultRequest) -> Result<(), PlatformError> {
+        Err(PlatformError::from(
+            "fault: only on the board (the host has no fault handler to show)",
+        ))
+    }
+
     type Mirror = MemfdMirror;
 
     fn rings(&mut self) -> &mut Rings<MemfdMirror> {

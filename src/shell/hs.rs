@@ -25,7 +25,10 @@ struct Sink {
 
 impl Sink {
     fn new() -> Self {
-        Sink { bytes: 0, crc: crate::crc32::CRC32.digest() }
+        Sink {
+            bytes: 0,
+            crc: crate::crc32::CRC32.digest(),
+        }
     }
 
     /// Takes everything decoded so far straight from the ring (one slice when
@@ -40,7 +43,12 @@ impl Sink {
     }
 }
 
-fn feed<R: ByteRing + Window>(dec: &mut Decoder, mut input: &[u8], r: &mut R, sink: &mut Sink) -> Result<(), Error> {
+fn feed<R: ByteRing + Window>(
+    dec: &mut Decoder,
+    mut input: &[u8],
+    r: &mut R,
+    sink: &mut Sink,
+) -> Result<(), Error> {
     while !input.is_empty() {
         let (used, _) = dec.decode(input, r)?;
         input = &input[used..];
@@ -49,7 +57,11 @@ fn feed<R: ByteRing + Window>(dec: &mut Decoder, mut input: &[u8], r: &mut R, si
     Ok(())
 }
 
-fn finish<R: ByteRing + Window>(dec: &mut Decoder, r: &mut R, sink: &mut Sink) -> Result<(), Error> {
+fn finish<R: ByteRing + Window>(
+    dec: &mut Decoder,
+    r: &mut R,
+    sink: &mut Sink,
+) -> Result<(), Error> {
     loop {
         let st = dec.finish(r)?;
         sink.drain(r);
@@ -74,7 +86,10 @@ struct Scratch<'p, P: Platform> {
 impl<'p, P: Platform> Scratch<'p, P> {
     fn new(p: &'p mut P) -> Result<Self, CmdError<'static>> {
         let mirror = p.create_mirror(1).map_err(CmdError::Platform)?;
-        Ok(Scratch { p, mirror: Some(mirror) })
+        Ok(Scratch {
+            p,
+            mirror: Some(mirror),
+        })
     }
 }
 
@@ -92,7 +107,11 @@ fn rate(bytes: u64, us: u64) -> (u64, u64) {
 }
 
 /// `hs W L LEN` and `hs demo`.
-pub fn dispatch<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<'_, C>, p: &mut P) -> Result<(), CmdError<'a>> {
+pub fn dispatch<'a, C: Console, P: Platform>(
+    words: &[&'a str],
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+) -> Result<(), CmdError<'a>> {
     let clock = p.clock_fn();
     if words.get(1) == Some(&"demo") {
         super::no_more(words, 2)?;
@@ -100,7 +119,11 @@ pub fn dispatch<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<
     }
     let w = parse_max(words.get(1).ok_or(ArgError::Missing("W"))?, "W", 255)? as u8;
     let l = parse_max(words.get(2).ok_or(ArgError::Missing("L"))?, "L", 255)? as u8;
-    let len = parse_max(words.get(3).ok_or(ArgError::Missing("LEN"))?, "LEN", super::RX_MAX)?;
+    let len = parse_max(
+        words.get(3).ok_or(ArgError::Missing("LEN"))?,
+        "LEN",
+        super::RX_MAX,
+    )?;
     super::no_more(words, 4)?;
     let mut dec = Decoder::new(w, l).map_err(hs_error)?;
     let scratch = Scratch::new(p)?;
@@ -147,7 +170,11 @@ pub fn dispatch<'a, C: Console, P: Platform>(words: &[&'a str], io: &mut LineIo<
     Ok(())
 }
 
-fn demo<C: Console, P: Platform>(io: &mut LineIo<'_, C>, p: &mut P, clock: fn() -> u64) -> Result<(), CmdError<'static>> {
+fn demo<C: Console, P: Platform>(
+    io: &mut LineIo<'_, C>,
+    p: &mut P,
+    clock: fn() -> u64,
+) -> Result<(), CmdError<'static>> {
     let scratch = Scratch::new(p)?;
     let Some((base, cap)) = scratch.mirror.as_ref().map(|m| (m.base(), m.capacity())) else {
         return Err(CmdError::Msg("hs: no window"));
@@ -192,7 +219,9 @@ fn demo<C: Console, P: Platform>(io: &mut LineIo<'_, C>, p: &mut P, clock: fn() 
     let c = t_mod * 100 / t_mirror.max(1);
     let _ = writeln!(out, "ratio mirrored/modular: {}.{:02}x", c / 100, c % 100);
     if !ok {
-        return Err(CmdError::Msg("hs demo: decoded output does not match the original"));
+        return Err(CmdError::Msg(
+            "hs demo: decoded output does not match the original",
+        ));
     }
     Ok(())
 }

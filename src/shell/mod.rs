@@ -10,9 +10,9 @@
 
 pub mod args;
 pub mod hexdump;
-pub mod hs;
 #[cfg(all(unix, any(test, feature = "std")))]
 pub mod host;
+pub mod hs;
 pub mod ring;
 pub mod term;
 #[cfg(any(test, feature = "std"))]
@@ -27,7 +27,7 @@ use noline::line_buffer::SliceBuffer;
 use noline::sync_editor::Editor;
 
 use args::{parse_max, parse_u64, split, ArgError};
-pub use term::LineIo;
+pub use term::{LineIo, LineState};
 
 /// The prompt.
 pub const PROMPT: &str = "vmcirc> ";
@@ -93,6 +93,10 @@ pub trait Platform {
     /// Resets the machine. Returns only when that did not happen, after writing
     /// why (e.g. an emulator without a watchdog).
     fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
+    /// Deliberately takes an exception (`fault undef|pabt|dabt`), to show and
+    /// test the fault path. On the board it never returns: the fault handler
+    /// reports it and re-enters the shell. Elsewhere it returns an error.
+    fn trigger_fault(&mut self, kind: FaultRequest) -> Result<(), PlatformError>;
 
     /// The mirrored memory this platform makes for rings.
     type Mirror: crate::vmcirc::Mirror;
@@ -108,6 +112,17 @@ pub trait Platform {
     fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
     /// A microsecond clock usable while the rings are borrowed.
     fn clock_fn(&self) -> fn() -> u64;
+}
+
+/// Which exception `fault` should take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultRequest {
+    /// Execute a permanently undefined instruction.
+    Undefined,
+    /// Branch to an unmapped address.
+    PrefetchAbort,
+    /// Load from an unmapped address.
+    DataAbort,
 }
 
 /// Writes formatted text to the console, turning `\n` into `\r\n`.
@@ -160,6 +175,7 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "reboot",
         synopsis: "reset the board with the watchdog",
     },
+    CommandHelp { usage: "fault undef|pabt|dabt", synopsis: "deliberately take an exception (the handler reports it, the shell comes back)" },
     CommandHelp {
         usage: "ring new MIB",
         synopsis: "create a ring of MIB MiB mapped twice, make it current",
@@ -440,6 +456,18 @@ fn dispatch<'a, C: Console, P: Platform>(
             let mut digest = crate::crc32::CRC32.digest();
             receive(out.0, len, |chunk| digest.update(chunk))?;
             let _ = writeln!(Out(io), "rx {len} crc32={:08x}", digest.finalize());
+        }
+        "fault" => {
+            let kind = match words.get(1).copied() {
+                Some("undef") => FaultRequest::Undefined,
+                Some("pabt") => FaultRequest::PrefetchAbort,
+                Some("dabt") => FaultRequest::DataAbort,
+                Some(other) => return Err(ArgError::Extra(other).into()),
+                None => return Err(ArgError::Missing("KIND (undef, pabt or dabt)").into()),
+            };
+            no_more(&words, 2)?;
+            let _ = embedded_io::Write::flush(out.0);
+            platform.trigger_fault(kind)?;
         }
         "reboot" => {
             no_more(&words, 1)?;

@@ -56,7 +56,6 @@ impl CprParser {
 
 /// Tracks the cursor column through our own output and spots the sequences
 /// `noline` uses to probe the terminal.
-#[derive(Default)]
 struct OutputTracker {
     /// 0 plain, 1 after ESC, 2 inside a CSI.
     esc: u8,
@@ -64,6 +63,18 @@ struct OutputTracker {
     column: u16,
     saved_column: u16,
     at_corner: bool,
+}
+
+impl OutputTracker {
+    const fn new() -> Self {
+        OutputTracker {
+            esc: 0,
+            csi: heapless::Vec::new(),
+            column: 0,
+            saved_column: 0,
+            at_corner: false,
+        }
+    }
 }
 
 enum OutEvent {
@@ -143,9 +154,10 @@ fn parse_dec(s: &[u8]) -> u16 {
         })
 }
 
-/// The interposer; see the module docs.
-pub struct LineIo<'c, C: Console> {
-    console: &'c mut C,
+/// The interposer's state. It lives outside [`LineIo`] so that input already
+/// read ahead survives when the shell's stack is abandoned (a fault on the
+/// board): the kernel keeps it in a static and calls [`LineState::recover`].
+pub struct LineState {
     /// Terminal replies for `noline`, delivered before anything else.
     replies: heapless::Deque<u8, 64>,
     /// Input that arrived while waiting for a reply, delivered next.
@@ -163,23 +175,56 @@ pub struct LineIo<'c, C: Console> {
     eof: bool,
 }
 
-impl<'c, C: Console> LineIo<'c, C> {
-    /// Wraps a console.
-    pub fn new(console: &'c mut C) -> Self {
-        LineIo {
-            console,
+impl Default for LineState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LineState {
+    /// A fresh state (usable for a `static`).
+    pub const fn new() -> Self {
+        LineState {
             replies: heapless::Deque::new(),
             kept: heapless::Deque::new(),
             pending: heapless::Deque::new(),
             deadline: 0,
             dumb: false,
-            cpr: CprParser::default(),
+            cpr: CprParser { state: 0 },
             cpr_bytes: heapless::Vec::new(),
-            late: CprParser::default(),
-            out: OutputTracker::default(),
+            late: CprParser { state: 0 },
+            out: OutputTracker::new(),
             after_cr: false,
             eof: false,
         }
+    }
+
+    /// After the shell was abandoned mid-line: forget the editor's half-finished
+    /// conversation with the terminal, keep the input read ahead (and what was
+    /// learnt about the terminal).
+    pub fn recover(&mut self) {
+        self.replies.clear();
+        self.pending.clear();
+        for &b in &core::mem::take(&mut self.cpr_bytes) {
+            let _ = self.kept.push_back(b);
+        }
+        self.cpr = CprParser { state: 0 };
+        self.late = CprParser { state: 0 };
+        self.out = OutputTracker::new();
+        self.after_cr = false;
+    }
+}
+
+/// The interposer; see the module docs.
+pub struct LineIo<'c, C: Console> {
+    console: &'c mut C,
+    st: &'c mut LineState,
+}
+
+impl<'c, C: Console> LineIo<'c, C> {
+    /// Wraps a console; `state` carries read-ahead input between instances.
+    pub fn new(console: &'c mut C, state: &'c mut LineState) -> Self {
+        LineIo { console, st: state }
     }
 
     /// The console underneath.
@@ -189,12 +234,12 @@ impl<'c, C: Console> LineIo<'c, C> {
 
     /// Whether the input stream has ended (host streams only).
     pub fn at_eof(&self) -> bool {
-        self.eof
+        self.st.eof
     }
 
     /// Whether the terminal was found not to answer queries.
     pub fn is_dumb(&self) -> bool {
-        self.dumb
+        self.st.dumb
     }
 
     /// One raw input byte without waiting (binary transfers such as `rx`): kept
@@ -202,11 +247,11 @@ impl<'c, C: Console> LineIo<'c, C> {
     /// dropped, so `rx LEN` sent with CRLF works.
     pub fn try_read_raw(&mut self) -> Option<u8> {
         loop {
-            let b = match self.kept.pop_front() {
+            let b = match self.st.kept.pop_front() {
                 Some(b) => b,
                 None => self.console.try_read_byte()?,
             };
-            if core::mem::take(&mut self.after_cr) && b == b'\n' {
+            if core::mem::take(&mut self.st.after_cr) && b == b'\n' {
                 continue;
             }
             return Some(b);
@@ -216,12 +261,12 @@ impl<'c, C: Console> LineIo<'c, C> {
     /// Drops all input that is already queued (resynchronising after a failed
     /// transfer); returns how many bytes went.
     pub fn discard_input(&mut self) -> usize {
-        let mut n = self.kept.len();
-        self.kept.clear();
+        let mut n = self.st.kept.len();
+        self.st.kept.clear();
         while self.console.try_read_byte().is_some() {
             n += 1;
         }
-        self.after_cr = false;
+        self.st.after_cr = false;
         n
     }
 
@@ -229,22 +274,22 @@ impl<'c, C: Console> LineIo<'c, C> {
         let mut buf = [0u8; 16];
         let n = fmt_cpr(&mut buf, row, col);
         for &b in &buf[..n] {
-            let _ = self.replies.push_back(b);
+            let _ = self.st.replies.push_back(b);
         }
     }
 
     fn keep(&mut self, b: u8) {
         // `pump` stops reading while `kept` is nearly full, so this fits.
-        let _ = self.kept.push_back(b);
+        let _ = self.st.kept.push_back(b);
     }
 
     fn time_out(&mut self) {
-        self.dumb = true;
-        while let Some(answer) = self.pending.pop_front() {
+        self.st.dumb = true;
+        while let Some(answer) = self.st.pending.pop_front() {
             self.push_reply(answer);
         }
-        self.cpr = CprParser::default();
-        let partial = core::mem::take(&mut self.cpr_bytes);
+        self.st.cpr = CprParser::default();
+        let partial = core::mem::take(&mut self.st.cpr_bytes);
         for &b in &partial {
             self.keep(b);
         }
@@ -253,36 +298,36 @@ impl<'c, C: Console> LineIo<'c, C> {
     /// While queries are outstanding: sort incoming bytes into the terminal's
     /// replies and kept input, until every query is answered or the wait ends.
     fn pump(&mut self) {
-        while !self.pending.is_empty() {
-            if self.kept.capacity() - self.kept.len() < 32 {
+        while !self.st.pending.is_empty() {
+            if self.st.kept.capacity() - self.st.kept.len() < 32 {
                 // Leave further input queued in the console; answer now.
                 self.time_out();
                 return;
             }
             let Some(b) = self.console.try_read_byte() else {
-                if self.console.input_closed() || self.console.now_us() >= self.deadline {
+                if self.console.input_closed() || self.console.now_us() >= self.st.deadline {
                     self.time_out();
                 }
                 continue;
             };
-            match self.cpr.feed(b) {
+            match self.st.cpr.feed(b) {
                 Cpr::More => {
-                    let _ = self.cpr_bytes.push(b);
+                    let _ = self.st.cpr_bytes.push(b);
                 }
                 Cpr::Done => {
-                    let _ = self.cpr_bytes.push(b);
-                    for &r in &core::mem::take(&mut self.cpr_bytes) {
-                        let _ = self.replies.push_back(r);
+                    let _ = self.st.cpr_bytes.push(b);
+                    for &r in &core::mem::take(&mut self.st.cpr_bytes) {
+                        let _ = self.st.replies.push_back(r);
                     }
-                    self.pending.pop_front();
-                    self.dumb = false;
+                    self.st.pending.pop_front();
+                    self.st.dumb = false;
                 }
                 Cpr::No => {
-                    for &p in &core::mem::take(&mut self.cpr_bytes) {
+                    for &p in &core::mem::take(&mut self.st.cpr_bytes) {
                         self.keep(p);
                     }
-                    if self.cpr.feed(b) == Cpr::More {
-                        let _ = self.cpr_bytes.push(b);
+                    if self.st.cpr.feed(b) == Cpr::More {
+                        let _ = self.st.cpr_bytes.push(b);
                     } else {
                         self.keep(b);
                     }
@@ -333,32 +378,32 @@ impl<C: Console> Read for LineIo<'_, C> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.replies.is_empty() && !self.pending.is_empty() {
+        if self.st.replies.is_empty() && !self.st.pending.is_empty() {
             self.pump();
         }
-        if let Some(b) = self.replies.pop_front() {
+        if let Some(b) = self.st.replies.pop_front() {
             buf[0] = b;
             return Ok(1);
         }
         loop {
-            let b = match self.kept.pop_front() {
+            let b = match self.st.kept.pop_front() {
                 Some(b) => b,
                 None => {
                     let mut one = [0u8; 1];
                     if self.console.read(&mut one)? == 0 {
-                        self.eof = true;
+                        self.st.eof = true;
                         return Ok(0);
                     }
                     one[0]
                 }
             };
-            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            let after_cr = core::mem::replace(&mut self.st.after_cr, b == b'\r');
             if b == 0 || (b == b'\n' && after_cr) {
                 continue;
             }
-            if self.late.feed(b) == Cpr::Done {
+            if self.st.late.feed(b) == Cpr::Done {
                 // A real terminal answered after all.
-                self.dumb = false;
+                self.st.dumb = false;
             }
             buf[0] = b;
             return Ok(1);
@@ -370,14 +415,14 @@ impl<C: Console> Write for LineIo<'_, C> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, C::Error> {
         self.console.write_all(buf)?;
         for &b in buf {
-            if let OutEvent::Query(row, col) = self.out.feed(b) {
-                if self.dumb {
+            if let OutEvent::Query(row, col) = self.st.out.feed(b) {
+                if self.st.dumb {
                     self.push_reply((row, col));
                 } else {
-                    if self.pending.is_empty() {
-                        self.deadline = self.console.now_us() + REPLY_TIMEOUT_US;
+                    if self.st.pending.is_empty() {
+                        self.st.deadline = self.console.now_us() + REPLY_TIMEOUT_US;
                     }
-                    if self.pending.push_back((row, col)).is_err() {
+                    if self.st.pending.push_back((row, col)).is_err() {
                         self.time_out();
                     }
                 }
@@ -413,7 +458,8 @@ mod tests {
     fn dumb_link_gets_answers_and_keeps_typed_bytes() {
         let mut con = MemConsole::new(b"ab");
         con.set_closed_when_empty(false);
-        let mut io = LineIo::new(&mut con);
+        let mut st = LineState::new();
+        let mut io = LineIo::new(&mut con, &mut st);
         io.write_all(b"\x1b7\x1b[999;999H\x1b[6n\x1b8").unwrap();
         assert_eq!(read_n(&mut io, 8), b"\x1b[24;80R");
         assert!(io.is_dumb());
@@ -433,7 +479,8 @@ mod tests {
     fn real_terminal_reply_is_used_and_input_around_it_kept() {
         // The terminal's reply arrives in the middle of typed bytes.
         let mut con = MemConsole::new(b"x\x1b[A\x1b[51;200Ry");
-        let mut io = LineIo::new(&mut con);
+        let mut st = LineState::new();
+        let mut io = LineIo::new(&mut con, &mut st);
         io.write_all(b"\x1b[999;999H\x1b[6n").unwrap();
         assert_eq!(read_n(&mut io, 9), b"\x1b[51;200R");
         assert!(!io.is_dumb());
@@ -443,7 +490,8 @@ mod tests {
     #[test]
     fn input_normalisation() {
         let mut con = MemConsole::new(b"a\0\r\nb\n\r\r\n");
-        let mut io = LineIo::new(&mut con);
+        let mut st = LineState::new();
+        let mut io = LineIo::new(&mut con, &mut st);
         assert_eq!(read_n(&mut io, 100), b"a\rb\n\r\r");
         assert!(io.at_eof());
     }
@@ -451,7 +499,8 @@ mod tests {
     #[test]
     fn raw_reads_drop_the_lf_of_a_crlf() {
         let mut con = MemConsole::new(b"\r\n\nxy");
-        let mut io = LineIo::new(&mut con);
+        let mut st = LineState::new();
+        let mut io = LineIo::new(&mut con, &mut st);
         assert_eq!(read_n(&mut io, 1), b"\r");
         assert_eq!(io.try_read_raw(), Some(b'\n'));
         assert_eq!(io.try_read_raw(), Some(b'x'));

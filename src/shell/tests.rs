@@ -21,7 +21,8 @@ fn run_with(input: &[u8], platform: &mut HostPlatform) -> String {
     let mut line = [0u8; LINE_BUFFER_BYTES];
     let mut hist = [0u8; HISTORY_BYTES];
     {
-        let mut io = LineIo::new(&mut con);
+        let mut st = term::LineState::new();
+        let mut io = LineIo::new(&mut con, &mut st);
         let mut shell = Shell::new(&mut line, &mut hist, &mut io);
         let mut steps = 0;
         while shell.step(&mut io, platform) == Step::Continue {
@@ -209,7 +210,8 @@ fn rx_times_out_when_the_sender_stops_early() {
     let mut hist = [0u8; HISTORY_BYTES];
     let mut p = platform();
     {
-        let mut io = LineIo::new(&mut con);
+        let mut st = term::LineState::new();
+        let mut io = LineIo::new(&mut con, &mut st);
         let mut shell = Shell::new(&mut line, &mut hist, &mut io);
         assert_eq!(shell.step(&mut io, &mut p), Step::Continue);
     }
@@ -358,30 +360,75 @@ fn prng_matches_the_reference_splitmix64() {
 
 #[test]
 fn hs_demo_matches_the_original() {
-    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/heatshrink/text_200k.txt")).unwrap();
-    assert_eq!((data.len() as u64, crate::crc32::crc32(&data)), hs::DEMO_ORIGINAL);
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/heatshrink/text_200k.txt"
+    ))
+    .unwrap();
+    assert_eq!(
+        (data.len() as u64, crate::crc32::crc32(&data)),
+        hs::DEMO_ORIGINAL
+    );
     let t = run(b"hs demo\r");
     let o = outputs(&t);
     assert!(o[0].starts_with("hs demo: text_200k.txt W=11 L=4: 93668 bytes in, 204800 bytes out, crc32=e22df9de (expected e22df9de): ok\n"), "{}", o[0]);
-    assert!(o[0].contains("\nmirrored window: ") && o[0].contains("\nmodular window: "), "{}", o[0]);
+    assert!(
+        o[0].contains("\nmirrored window: ") && o[0].contains("\nmodular window: "),
+        "{}",
+        o[0]
+    );
 }
 
 #[test]
 fn hs_over_the_uart_and_its_errors() {
-    let stream = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/heatshrink/repeat_text.txt.w10l5.hs")).unwrap();
-    let orig = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/heatshrink/repeat_text.txt")).unwrap();
+    let stream = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/heatshrink/repeat_text.txt.w10l5.hs"
+    ))
+    .unwrap();
+    let orig = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/heatshrink/repeat_text.txt"
+    ))
+    .unwrap();
     let mut input = format!("hs 10 5 {}\r\n", stream.len()).into_bytes();
     input.extend_from_slice(&stream);
-    input.extend_from_slice(b"hs 16 4 10\rhs 10 5\rhs 8 4 3\r\n\x80\x00\x00hs 15 8 2\r\n\x00\x00echo alive\r");
+    input.extend_from_slice(
+        b"hs 16 4 10\rhs 10 5\rhs 8 4 3\r\n\x80\x00\x00hs 15 8 2\r\n\x00\x00echo alive\r",
+    );
     let t = run(&input);
     let o = outputs(&t);
     let crc = crate::crc32::crc32(&orig);
-    assert!(o[0].starts_with(&format!("hs: waiting for {} bytes\nhs: {} bytes in, {} bytes out, crc32={crc:08x}, decode ", stream.len(), stream.len(), orig.len())), "{}", o[0]);
-    assert!(o[1].starts_with("error: hs: bad heatshrink parameters -w 16 -l 4"), "{}", o[1]);
+    assert!(
+        o[0].starts_with(&format!(
+            "hs: waiting for {} bytes\nhs: {} bytes in, {} bytes out, crc32={crc:08x}, decode ",
+            stream.len(),
+            stream.len(),
+            orig.len()
+        )),
+        "{}",
+        o[0]
+    );
+    assert!(
+        o[1].starts_with("error: hs: bad heatshrink parameters -w 16 -l 4"),
+        "{}",
+        o[1]
+    );
     assert_eq!(o[2], "error: missing LEN\n");
     // 24 bits at W=8 L=4: a literal 0x00 (9 bits), a reference d=1 n=1 (13
     // bits), 2 bits of padding: two zero bytes.
-    assert_eq!(o[3].lines().nth(1).unwrap().split(", decode").next().unwrap(), format!("hs: 3 bytes in, 2 bytes out, crc32={:08x}", crate::crc32::crc32(&[0, 0])));
+    assert_eq!(
+        o[3].lines()
+            .nth(1)
+            .unwrap()
+            .split(", decode")
+            .next()
+            .unwrap(),
+        format!(
+            "hs: 3 bytes in, 2 bytes out, crc32={:08x}",
+            crate::crc32::crc32(&[0, 0])
+        )
+    );
     // 16 bits at W=15 L=8: a reference needs 24, so the stream is cut short.
     assert_eq!(o[4], "hs: waiting for 2 bytes\nerror: hs: heatshrink stream truncated inside a token (16 bits left over)\n");
     assert_eq!(o[5], "alive\n");

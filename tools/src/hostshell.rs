@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Instant;
 
 use vmcirc::shell::host::HostPlatform;
-use vmcirc::shell::{Console, LineIo, Shell, Step, HISTORY_BYTES, LINE_BUFFER_BYTES};
+use vmcirc::shell::{Console, LineIo, LineState, Shell, Step, HISTORY_BYTES, LINE_BUFFER_BYTES};
 
 /// Ctrl-D ends the session.
 const EOT: u8 = 0x04;
@@ -117,7 +117,8 @@ pub fn run(capacity: Option<usize>) -> anyhow::Result<()> {
     let mut console = StdConsole::new();
     let mut line = [0u8; LINE_BUFFER_BYTES];
     let mut history = vec![0u8; HISTORY_BYTES];
-    let mut io = LineIo::new(&mut console);
+    let mut state = LineState::new();
+    let mut io = LineIo::new(&mut console, &mut state);
     let mut shell = Shell::new(&mut line, &mut history, &mut io);
     while shell.step(&mut io, &mut platform) == Step::Continue {}
     drop(raw);
