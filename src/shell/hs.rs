@@ -5,6 +5,7 @@
 use core::fmt::Write as _;
 
 use super::args::{parse_max, ArgError};
+use super::ring::{mbps, ratio};
 use super::{receive, CmdError, Console, LineIo, Out, Platform};
 use crate::heatshrink::{Decoder, Error, Status, Window};
 use crate::vmcirc::{ByteRing, Mirror, ModularRing, Ring};
@@ -101,11 +102,6 @@ impl<P: Platform> Drop for Scratch<'_, P> {
     }
 }
 
-fn rate(bytes: u64, us: u64) -> (u64, u64) {
-    let c = bytes * 100 / us.max(1);
-    (c / 100, c % 100)
-}
-
 /// `hs W L LEN` and `hs demo`.
 pub fn dispatch<'a, C: Console, P: Platform>(
     words: &[&'a str],
@@ -160,7 +156,7 @@ pub fn dispatch<'a, C: Console, P: Platform>(
     if let Some(e) = failure {
         return Err(hs_error(e));
     }
-    let (i, f) = rate(sink.bytes, decode_us);
+    let (i, f) = mbps(sink.bytes, decode_us);
     let _ = writeln!(
         Out(io),
         "hs: {len} bytes in, {} bytes out, crc32={:08x}, decode {decode_us} us ({i}.{f:02} MB/s), total {total_us} us",
@@ -212,12 +208,12 @@ fn demo<C: Console, P: Platform>(
         DEMO_ORIGINAL.1,
         if ok { "ok" } else { "MISMATCH" }
     );
-    let (i, f) = rate(bytes, t_mirror);
+    let (i, f) = mbps(bytes, t_mirror);
     let _ = writeln!(out, "mirrored window: {t_mirror} us, {i}.{f:02} MB/s");
-    let (i, f) = rate(sink2.bytes, t_mod);
+    let (i, f) = mbps(sink2.bytes, t_mod);
     let _ = writeln!(out, "modular window: {t_mod} us, {i}.{f:02} MB/s");
-    let c = t_mod * 100 / t_mirror.max(1);
-    let _ = writeln!(out, "ratio mirrored/modular: {}.{:02}x", c / 100, c % 100);
+    let (i, f) = ratio(t_mirror, t_mod);
+    let _ = writeln!(out, "ratio mirrored/modular: {i}.{f:02}x");
     if !ok {
         return Err(CmdError::Msg(
             "hs demo: decoded output does not match the original",

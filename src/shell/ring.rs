@@ -644,13 +644,15 @@ fn stress_pass<R: ByteRing>(
     }
 }
 
-fn mbps(bytes: u64, us: u64) -> (u64, u64) {
+/// MB/s with two decimals, as (whole, hundredths).
+pub(crate) fn mbps(bytes: u64, us: u64) -> (u64, u64) {
     // MB/s with two decimals, as (integer, hundredths).
     let centi = bytes * 100 / us.max(1);
     (centi / 100, centi % 100)
 }
 
-fn ratio(a_us: u64, b_us: u64) -> (u64, u64) {
+/// How many times faster `a_us` is than `b_us`, two decimals.
+pub(crate) fn ratio(a_us: u64, b_us: u64) -> (u64, u64) {
     // b/a speed ratio of a over b, two decimals.
     let c = b_us * 100 / a_us.max(1);
     (c / 100, c % 100)
