@@ -1,5 +1,5 @@
-//! heatshrink decode throughput: the same decoder over a mirrored ring and over a
-//! modular window, on the text and binary corpora, W in {8, 11, 13, 15}.
+//! heatshrink decode throughput: the same decoder over a mirrored ring and over the
+//! plain modular ring, on the text and binary corpora, W in {8, 11, 13, 15}.
 //!
 //! - `cargo bench --features std --bench heatshrink`: criterion (short runs).
 //! - `cargo bench --features std --bench heatshrink -- --table` (or `HS_TABLE=1`):
@@ -12,20 +12,20 @@
 //! - `mirror`: zero copy into a memfd-mirrored ring of `2^W + 64 KiB` (page
 //!   rounded); every time the ring is full, its readable bytes (one slice) are
 //!   handed to `black_box` and consumed.
-//! - `modular`: the same decoder over a [`ModularWindow`] of `2^W + 64 KiB`, read
-//!   as two slices.
+//! - `modular`: the same decoder over a vmcirc [`ModularRing`] of `2^W + 64 KiB`
+//!   (its store lent to the decoder, wrapping at the end), read as two slices.
 //! - `mirror-copy` / `modular-copy`: the copy-out API into a 64 KiB output buffer,
 //!   as the C baselines were measured.
-//! - `ring-ops` (table only): the vmcirc `ModularRing` through its own `push` /
-//!   `copy_back`, one call per token.
+//! - `ring-ops` (table only): the same `ModularRing` seen only through its
+//!   [`ByteRing`] `push` / `copy_back` ([`View::Ring`]), one call per token.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use vmcirc::heatshrink::{Decoder, ModularWindow, Status, StreamDecoder, Window};
-use vmcirc::vmcirc::{MirrorRing, ModularRing};
+use vmcirc::heatshrink::{Decoder, Status, StreamDecoder, View, Window};
+use vmcirc::vmcirc::{ByteRing, MirrorRing, ModularRing};
 
 /// (file, W, L, reference C static, reference C dynamic, tight modular C), MB/s.
 const BASELINE: &[(&str, u8, u8, f64, f64, f64)] = &[
@@ -94,18 +94,38 @@ fn read_mirror(r: &mut MirrorRing) -> usize {
     n
 }
 
-fn read_modular(w: &mut ModularWindow<Vec<u8>>) -> usize {
-    let (a, b) = w.readable();
-    let n = black_box(a).len() + black_box(b).len();
-    w.consume(n);
-    n
-}
-
-fn read_ring_ops(r: &mut ModularRing<Vec<u8>>) -> usize {
-    let (a, b) = r.readable();
+fn read_modular(r: &mut ModularRing<Vec<u8>>) -> usize {
+    let (a, b) = r.peek();
     let n = black_box(a).len() + black_box(b).len();
     r.consume(n).unwrap();
     n
+}
+
+/// A ring seen only through its [`ByteRing`] operations ([`View::Ring`]).
+struct RingOps(ModularRing<Vec<u8>>);
+
+impl Window for RingOps {
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+    fn view(&mut self, history: usize) -> View<'_> {
+        let room = self.0.history_space(history);
+        View::Ring {
+            ring: &mut self.0,
+            room,
+        }
+    }
+    fn publish(&mut self, _n: usize) {}
+    fn buffered(&self) -> usize {
+        self.0.len()
+    }
+    fn drain_into(&mut self, out: &mut [u8]) -> usize {
+        ByteRing::pop_into(&mut self.0, out)
+    }
+}
+
+fn read_ring_ops(r: &mut RingOps) -> usize {
+    read_modular(&mut r.0)
 }
 
 /// Copy out into a 64 KiB buffer.
@@ -135,8 +155,8 @@ fn mirror_ring(w: u8) -> MirrorRing {
     MirrorRing::with_capacity((1 << w) + SPARE).unwrap()
 }
 
-fn modular_window(w: u8) -> ModularWindow<Vec<u8>> {
-    ModularWindow::new(vec![0u8; (1 << w) + SPARE]).unwrap()
+fn modular_ring(w: u8) -> ModularRing<Vec<u8>> {
+    ModularRing::new(vec![0u8; (1 << w) + SPARE]).unwrap()
 }
 
 /// One named way of decoding a case; returns the bytes produced.
@@ -145,10 +165,10 @@ type Runner<'a> = Box<dyn FnMut(&Case) -> usize + 'a>;
 fn runners(c: &Case) -> Vec<(&'static str, Runner<'static>)> {
     let w = c.w;
     let mut ring = mirror_ring(w);
-    let mut modw = modular_window(w);
-    let mut ops = ModularRing::new(vec![0u8; (1 << w) + SPARE]).unwrap();
+    let mut modr = modular_ring(w);
+    let mut ops = RingOps(modular_ring(w));
     let mut mc = StreamDecoder::new(c.w, c.l, mirror_ring(w)).unwrap();
-    let mut dc = StreamDecoder::new(c.w, c.l, modular_window(w)).unwrap();
+    let mut dc = StreamDecoder::new(c.w, c.l, modular_ring(w)).unwrap();
     let mut buf1 = vec![0u8; SPARE];
     let mut buf2 = vec![0u8; SPARE];
     vec![
@@ -158,7 +178,7 @@ fn runners(c: &Case) -> Vec<(&'static str, Runner<'static>)> {
         ),
         (
             "modular",
-            Box::new(move |c: &Case| zero_copy(c, &mut modw, read_modular)),
+            Box::new(move |c: &Case| zero_copy(c, &mut modr, read_modular)),
         ),
         (
             "mirror-copy",

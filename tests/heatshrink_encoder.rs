@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use vmcirc::heatshrink::{Encoder, EncoderBuffers, ModularWindow, Status, StreamDecoder};
+use vmcirc::heatshrink::{Encoder, EncoderBuffers, Status, StreamDecoder};
+use vmcirc::vmcirc::ModularRing;
 
 fn encode(enc: &mut Encoder<&mut EncoderBuffers>, data: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; data.len() + data.len() / 4 + 16];
@@ -19,7 +20,7 @@ fn encode(enc: &mut Encoder<&mut EncoderBuffers>, data: &[u8]) -> Vec<u8> {
 }
 
 fn decode(stream: &[u8], w: u8, l: u8, size: usize) -> Vec<u8> {
-    let window = ModularWindow::new(vec![0u8; (1 << w) + 4096]).unwrap();
+    let window = ModularRing::new(vec![0u8; (1 << w) + 4096]).unwrap();
     let mut dec = StreamDecoder::new(w, l, window).unwrap();
     let mut out = vec![0u8; size + 1];
     let (used, n, _) = dec.decode_into(stream, &mut out).unwrap();

@@ -14,7 +14,7 @@
 //! through the byte-at-a-time path, which keeps partial tokens and partial copies.
 //!
 //! The same code runs over each kind of [`View`]; only the output cursor differs,
-//! so the mirrored and the modular window are compared with one decoder.
+//! so the mirrored and the modular ring are compared with one decoder.
 
 use core::hint::select_unpredictable;
 
@@ -870,14 +870,14 @@ mod tests {
             .map(|i| (v >> (total - 8 - 8 * i)) as u8)
             .collect();
         let mut dec = Decoder::new(15, 14).unwrap();
-        let mut win = super::super::ModularWindow::new(std::vec![0u8; 200_000]).unwrap();
+        let mut win = crate::vmcirc::ModularRing::new(std::vec![0u8; 200_000]).unwrap();
         assert_eq!(
             dec.decode(&stream, &mut win),
             Ok((stream.len(), Status::NeedInput))
         );
         assert_eq!(dec.finish(&mut win), Ok(Status::Done));
         assert_eq!(win.len(), 1 + 3 * (1 << 14));
-        let (a, b) = win.readable();
+        let (a, b) = win.peek();
         assert!(a.iter().chain(b).all(|&c| c == b'x'));
     }
 }

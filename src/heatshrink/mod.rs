@@ -14,10 +14,9 @@
 //!   24 bytes). It writes into any [`Window`]; it owns no memory and never allocates.
 //! - [`Window`]: where decoded bytes land and the history lives. Implemented for the
 //!   mirrored [`crate::vmcirc::Ring`] (a back-reference is one contiguous copy, and
-//!   the caller reads the output as one slice straight from the ring: zero copy), for
-//!   [`ModularWindow`] (the same decoder over a plain modular buffer, for
-//!   comparisons and for targets without a mirror) and, through the ring's own
-//!   `push`/`copy_back`, for [`crate::vmcirc::ModularRing`].
+//!   the caller reads the output as one slice straight from the ring: zero copy) and
+//!   for the plain [`crate::vmcirc::ModularRing`] (the same decoder over its store,
+//!   wrapping at the end: for comparisons and for targets without a mirror).
 //! - [`StreamDecoder`]: a decoder bundled with its window, with the copy-out API
 //!   ([`StreamDecoder::decode_into`]) the reference decoder offers.
 //! - [`Encoder`]: a streaming, constant-memory encoder (hash chains with lazy
@@ -72,7 +71,7 @@ mod window;
 
 pub use decoder::{Decoder, Status, StreamDecoder};
 pub use encoder::{Encoder, EncoderBuffers};
-pub use window::{ModularWindow, View, Window};
+pub use window::{View, Window};
 
 use core::fmt;
 

@@ -10,11 +10,12 @@
 //! - [`View::Modular`]: the whole store of a plain ring, with its write position;
 //!   every write and every copy has to handle the wrap at the end of the store.
 //! - [`View::Ring`]: no direct memory access; literals and copies go through a
-//!   [`ByteRing`]'s `push`/`copy_back` one token at a time (slower; used for rings
-//!   that do not expose their store).
+//!   [`ByteRing`]'s `push`/`copy_back` one token at a time (slower; for rings that
+//!   do not expose their store).
 //!
-//! Implementations here: the mirrored [`Ring`] (linear), [`ModularWindow`] (modular),
-//! and [`ModularRing`] (through its ring operations).
+//! Implementations here: the mirrored [`Ring`] (linear) and the plain
+//! [`ModularRing`] (modular, over its store). Both are the vmcirc rings themselves:
+//! the decoder only writes bytes, and the ring's own checked `commit` publishes them.
 
 use core::sync::atomic::{compiler_fence, Ordering};
 
@@ -126,8 +127,22 @@ impl<M: Mirror> Window for Ring<M> {
     }
 }
 
-/// The vmcirc modular ring, through its `push`/`copy_back` (it does not lend out its
-/// store mutably). For the same decoder over a modular store, see [`ModularWindow`].
+/// The vmcirc modular ring: a [`View::Modular`] over its whole store, lent by
+/// [`ModularRing::raw_parts_mut`]; the decoded bytes are published with the ring's
+/// checked [`ModularRing::commit`]. Read them with [`ModularRing::peek`] (two
+/// slices) and release them with [`ModularRing::consume`]. This is the baseline
+/// the mirrored ring is compared with, and the window for targets without a
+/// mirror.
+///
+/// ```
+/// use vmcirc::heatshrink::{StreamDecoder, Status};
+/// use vmcirc::vmcirc::ModularRing;
+/// let mut dec = StreamDecoder::new(8, 4, ModularRing::new([0u8; 512]).unwrap()).unwrap();
+/// let mut out = [0u8; 4];
+/// let (used, n, status) = dec.decode_into(&[0x00, 0x08], &mut out).unwrap();
+/// assert_eq!((used, n, status), (2, 2, Status::NeedInput));
+/// assert_eq!(out[..2], [0, 0]);
+/// ```
 impl<S: AsRef<[u8]> + AsMut<[u8]>> Window for ModularRing<S> {
     #[inline]
     fn capacity(&self) -> usize {
@@ -137,11 +152,16 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Window for ModularRing<S> {
     #[inline]
     fn view(&mut self, history: usize) -> View<'_> {
         let room = self.history_space(history);
-        View::Ring { ring: self, room }
+        let (buf, pos, _) = self.raw_parts_mut();
+        View::Modular { buf, pos, room }
     }
 
     #[inline]
-    fn publish(&mut self, _n: usize) {}
+    fn publish(&mut self, n: usize) {
+        // `n <= room <= remaining()`; a bad count is refused, not applied.
+        let done = self.commit(n);
+        debug_assert!(done.is_ok());
+    }
 
     #[inline]
     fn buffered(&self) -> usize {
@@ -151,137 +171,5 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> Window for ModularRing<S> {
     #[inline]
     fn drain_into(&mut self, out: &mut [u8]) -> usize {
         self.pop_into(out)
-    }
-}
-
-/// A plain modular ring over any store, lending its whole store to the decoder
-/// ([`View::Modular`]): the baseline the mirrored ring is compared with, and a
-/// window for targets without a mirror.
-///
-/// ```
-/// use vmcirc::heatshrink::{ModularWindow, StreamDecoder, Status};
-/// let mut dec = StreamDecoder::new(8, 4, ModularWindow::new([0u8; 512]).unwrap()).unwrap();
-/// let mut out = [0u8; 4];
-/// let (used, n, status) = dec.decode_into(&[0x00, 0x08], &mut out).unwrap();
-/// assert_eq!((used, n, status), (2, 2, Status::NeedInput));
-/// assert_eq!(out[..2], [0, 0]);
-/// ```
-#[derive(Debug, Clone)]
-pub struct ModularWindow<S> {
-    store: S,
-    head: usize,
-    len: usize,
-}
-
-impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularWindow<S> {
-    /// An empty window over `store`; `None` if the store is empty.
-    pub fn new(store: S) -> Option<Self> {
-        if store.as_ref().is_empty() {
-            return None;
-        }
-        Some(ModularWindow {
-            store,
-            head: 0,
-            len: 0,
-        })
-    }
-
-    /// Bytes of storage.
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.store.as_ref().len()
-    }
-
-    /// Unread bytes.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// No unread bytes.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The unread bytes in order, as two slices (the second one is empty unless
-    /// they wrap).
-    #[inline]
-    pub fn readable(&self) -> (&[u8], &[u8]) {
-        let store = self.store.as_ref();
-        let first = self.len.min(store.len() - self.head);
-        (
-            &store[self.head..self.head + first],
-            &store[..self.len - first],
-        )
-    }
-
-    /// Releases `n` unread bytes (at most [`ModularWindow::len`]; more is clamped).
-    #[inline]
-    pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
-        let cap = self.capacity();
-        self.head += n;
-        if self.head >= cap {
-            self.head -= cap;
-        }
-        self.len -= n;
-    }
-
-    /// Gives the store back.
-    pub fn into_store(self) -> S {
-        self.store
-    }
-
-    #[inline]
-    fn tail(&self) -> usize {
-        let t = self.head + self.len;
-        let cap = self.capacity();
-        if t >= cap {
-            t - cap
-        } else {
-            t
-        }
-    }
-}
-
-impl<S: AsRef<[u8]> + AsMut<[u8]>> Window for ModularWindow<S> {
-    #[inline]
-    fn capacity(&self) -> usize {
-        ModularWindow::capacity(self)
-    }
-
-    #[inline]
-    fn view(&mut self, history: usize) -> View<'_> {
-        let cap = self.capacity();
-        let room = cap - self.len.max(history.min(cap));
-        let pos = self.tail();
-        View::Modular {
-            buf: self.store.as_mut(),
-            pos,
-            room,
-        }
-    }
-
-    #[inline]
-    fn publish(&mut self, n: usize) {
-        debug_assert!(self.len + n <= self.capacity());
-        self.len = (self.len + n).min(self.capacity());
-    }
-
-    #[inline]
-    fn buffered(&self) -> usize {
-        self.len
-    }
-
-    #[inline]
-    fn drain_into(&mut self, out: &mut [u8]) -> usize {
-        let (a, b) = self.readable();
-        let na = a.len().min(out.len());
-        out[..na].copy_from_slice(&a[..na]);
-        let nb = b.len().min(out.len() - na);
-        out[na..na + nb].copy_from_slice(&b[..nb]);
-        self.consume(na + nb);
-        na + nb
     }
 }

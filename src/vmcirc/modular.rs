@@ -107,6 +107,43 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularRing<S> {
         self.store
     }
 
+    /// The whole store, mutably, with the write offset and the buffered length:
+    /// `(store, write_offset, len)`. For writers that produce in place and refer
+    /// back to earlier bytes (such as an LZ decoder using the store as its
+    /// history).
+    ///
+    /// `store` is all [`ModularRing::capacity`] bytes. The `len` buffered bytes
+    /// start at [`ModularRing::read_offset`] and end at `write_offset`, wrapping at
+    /// the end of the store; the [`ModularRing::remaining`] free bytes start at
+    /// `write_offset` and wrap too. Everything outside the buffered bytes is
+    /// history: what was written there before (or the store's initial contents).
+    ///
+    /// Only the bytes change through this: the offsets are the ring's own and can
+    /// only move through the checked operations, so no misuse of the slice can
+    /// break the ring's invariants. Bytes written at the write position become
+    /// buffered data when published with [`ModularRing::commit`] (which refuses
+    /// more than `remaining()`). Writing over buffered bytes is allowed but
+    /// changes what the reader gets, so writers should stay in the free space.
+    ///
+    /// ```
+    /// use vmcirc::vmcirc::ModularRing;
+    /// let mut ring = ModularRing::new([0u8; 4]).unwrap();
+    /// ring.push(b"abc");
+    /// ring.pop(2);
+    /// let (store, w, len) = ring.raw_parts_mut();
+    /// assert_eq!((w, len), (3, 1));
+    /// // Write two bytes at the write position (wrapping), copied from history.
+    /// store[w] = store[0]; // 'a'
+    /// store[(w + 1) % 4] = store[1]; // 'b'
+    /// ring.commit(2).unwrap();
+    /// assert_eq!(ring.peek(), (&b"ca"[..], &b"b"[..]));
+    /// ```
+    #[inline]
+    pub fn raw_parts_mut(&mut self) -> (&mut [u8], usize, usize) {
+        let (tail, len) = (self.tail(), self.len);
+        (self.store.as_mut(), tail, len)
+    }
+
     /// Appends as much of `data` as fits; returns the count appended.
     #[inline]
     pub fn push(&mut self, data: &[u8]) -> usize {
@@ -382,6 +419,40 @@ mod tests {
                 capacity: 5
             })
         );
+    }
+
+    #[test]
+    fn raw_parts_mut_writes_then_commits() {
+        let mut r = ModularRing::new([0u8; 6]).unwrap();
+        r.push(b"abcde");
+        r.pop(4);
+        // One buffered byte ('e' at 4), write position 5, five bytes free.
+        let (store, w, len) = r.raw_parts_mut();
+        assert_eq!((store.len(), w, len), (6, 5, 1));
+        assert_eq!(store, b"abcde\0");
+        // Produce three bytes in place, wrapping at the end of the store.
+        for (i, &b) in b"xyz".iter().enumerate() {
+            store[(w + i) % 6] = b;
+        }
+        // Nothing is published until committed.
+        assert_eq!(r.len(), 1);
+        r.commit(3).unwrap();
+        assert_eq!(r.peek(), (&b"ex"[..], &b"yz"[..]));
+        assert_eq!(r.write_offset(), 2);
+        // The offsets only move through the checked operations.
+        assert_eq!(
+            r.commit(3),
+            Err(RingError::Overflow {
+                requested: 3,
+                available: 2
+            })
+        );
+        let (_, w, len) = r.raw_parts_mut();
+        assert_eq!((w, len), (2, 4));
+        let mut out = [0u8; 6];
+        assert_eq!(r.pop_into(&mut out), 4);
+        assert_eq!(&out[..4], b"exyz");
+        assert_eq!(r.raw_parts_mut().1, r.read_offset());
     }
 
     #[test]

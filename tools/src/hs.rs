@@ -5,7 +5,7 @@
 //!   stdout) in constant memory: 64 KiB of input at a time, the encoder's fixed
 //!   buffers, and for decompression a mirrored ring of `2^W + 64 KiB` whose decoded
 //!   bytes are written to OUT straight from the ring (zero copy). Without a mirror
-//!   (no memfd) it falls back to a modular window and the copy-out API.
+//!   (no memfd) it falls back to a modular ring and the copy-out API.
 //! - W and L are not in the stream: decompress with the values used to compress.
 //!   The defaults are the reference CLI's, `-w 11 -l 4`.
 //! - `vmcirc hs send`: compress and send to the kernel's `hs` shell command (not
@@ -19,8 +19,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use vmcirc::heatshrink::{Decoder, Encoder, EncoderBuffers, ModularWindow, Status, StreamDecoder};
-use vmcirc::vmcirc::MirrorRing;
+use vmcirc::heatshrink::{Decoder, Encoder, EncoderBuffers, Status, StreamDecoder};
+use vmcirc::vmcirc::{MirrorRing, ModularRing};
 
 /// Bytes read, or written, per step.
 const CHUNK: usize = 64 * 1024;
@@ -181,8 +181,8 @@ pub fn decompress(params: HsParams, r: &mut dyn Read, w: &mut dyn Write) -> Resu
     match MirrorRing::with_capacity(window + CHUNK) {
         Ok(ring) => decompress_mirrored(&mut dec, ring, r, w),
         Err(e) => {
-            eprintln!("hs: no mirrored ring ({e}); using a modular window");
-            let store = ModularWindow::new(vec![0u8; window + CHUNK]).expect("non-empty store");
+            eprintln!("hs: no mirrored ring ({e}); using a modular ring");
+            let store = ModularRing::new(vec![0u8; window + CHUNK]).expect("non-empty store");
             decompress_copy_out(params, store, r, w)
         }
     }
@@ -231,10 +231,10 @@ fn decompress_mirrored(
     Ok(total)
 }
 
-/// Copy out through a modular window (no mirror available).
+/// Copy out through a modular ring (no mirror available).
 fn decompress_copy_out(
     params: HsParams,
-    store: ModularWindow<Vec<u8>>,
+    store: ModularRing<Vec<u8>>,
     r: &mut dyn Read,
     w: &mut dyn Write,
 ) -> Result<u64> {
@@ -296,7 +296,7 @@ mod tests {
             assert_eq!(n, data.len() as u64);
             assert!(back == data, "w{w} l{l}");
             let mut back2 = Vec::new();
-            let store = ModularWindow::new(vec![0u8; (1 << w) + 100]).unwrap();
+            let store = ModularRing::new(vec![0u8; (1 << w) + 100]).unwrap();
             decompress_copy_out(params(w, l), store, &mut &packed[..], &mut back2).unwrap();
             assert!(back2 == data);
         }
