@@ -67,6 +67,9 @@ test-qemu: tool kernel
 	  if timeout 600 $(TOOL) script $$s --exec "$(abspath $(TOOL)) shell"; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); failed="$$failed $$s(host)"; fi; \
 	done; \
+	echo "== vmcirc hs send (host encoder -> kernel decoder over the UART)"; \
+	if timeout 600 $(TOOL) hs send tests/data/heatshrink/text_200k.txt -w 13 -l 4 --qemu $(BUILD)/kernel.img; then pass=$$((pass+1)); \
+	else fail=$$((fail+1)); failed="$$failed hs-send"; fi; \
 	echo "sessions: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
 

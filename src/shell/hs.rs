@@ -177,18 +177,19 @@ fn demo<C: Console, P: Platform>(
     };
     let (w, l) = DEMO_PARAMS;
     // The mirrored ring: zero copy, every back-reference one contiguous copy.
-    let mut dec = Decoder::new(w, l).map_err(hs_error)?;
-    let mut ring = Ring::new(BorrowedMirror { base, cap });
-    let mut sink = Sink::new();
-    let t = clock();
-    feed(&mut dec, DEMO_STREAM, &mut ring, &mut sink).map_err(hs_error)?;
-    finish(&mut dec, &mut ring, &mut sink).map_err(hs_error)?;
-    let t_mirror = clock() - t;
-    let (bytes, crc) = (sink.bytes, sink.crc.finalize());
-    drop(ring);
+    let (bytes, crc, t_mirror) = {
+        let mut dec = Decoder::new(w, l).map_err(hs_error)?;
+        let mut ring = Ring::new(BorrowedMirror { base, cap });
+        let mut sink = Sink::new();
+        let t = clock();
+        feed(&mut dec, DEMO_STREAM, &mut ring, &mut sink).map_err(hs_error)?;
+        finish(&mut dec, &mut ring, &mut sink).map_err(hs_error)?;
+        let t_mirror = clock() - t;
+        (sink.bytes, sink.crc.finalize(), t_mirror)
+    };
     // The same decoder over a plain modular ring on the first copy of the store.
     // SAFETY: [base, base + cap) is the scratch mirror's first copy, valid and
-    // initialised (Mirror contract), and the mirrored ring using it was dropped.
+    // initialised (Mirror contract), and the mirrored ring using it is gone.
     let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
     let mut modular = ModularRing::new(store).map_err(|_| CmdError::Msg("hs: empty window"))?;
     let mut dec = Decoder::new(w, l).map_err(hs_error)?;

@@ -230,9 +230,10 @@ fn paste_of_200_lines_runs_in_order() {
     }
     let t = run(&input);
     let o = outputs(&t);
-    for i in 0..200 {
-        assert_eq!(o[i], format!("line {i}\n"));
+    for (i, out) in o.iter().take(200).enumerate() {
+        assert_eq!(*out, format!("line {i}\n"));
     }
+    assert_eq!(o.len(), 201);
 }
 
 #[test]

@@ -261,7 +261,7 @@ mod tests {
                     count += 1;
                     last = Some(b);
                     // A deliberately slow consumer.
-                    if count % 64 == 0 {
+                    if count.is_multiple_of(64) {
                         std::thread::yield_now();
                     }
                 }

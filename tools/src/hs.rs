@@ -55,9 +55,12 @@ pub enum HsCommand {
         /// Serial device of the board, e.g. /dev/ttyUSB0.
         #[arg(long, conflicts_with = "qemu")]
         port: Option<String>,
-        /// Send to the kernel running in QEMU instead.
-        #[arg(long)]
-        qemu: bool,
+        /// Baud rate for --port.
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// Boot the kernel in QEMU and send to it instead (KERNEL defaults to build/kernel.img).
+        #[arg(long, value_name = "KERNEL", num_args = 0..=1)]
+        qemu: Option<Option<PathBuf>>,
     },
 }
 
@@ -97,8 +100,19 @@ pub fn run(cmd: HsCommand) -> Result<()> {
             w.flush().context("hs decompress: writing the output")?;
             Ok(())
         }
-        HsCommand::Send { .. } => {
-            bail!("hs send: needs the kernel's hs command (not yet available)")
+        HsCommand::Send {
+            file,
+            params,
+            port,
+            baud,
+            qemu,
+        } => {
+            let target = match (port, qemu) {
+                (Some(p), None) => crate::hs_send::Target::Port(p, baud),
+                (None, Some(k)) => crate::hs_send::Target::Qemu(k),
+                _ => bail!("hs send: say where to send: --port DEVICE or --qemu [KERNEL]"),
+            };
+            crate::hs_send::send(&file, params, target)
         }
     }
 }
@@ -314,7 +328,8 @@ mod tests {
             file: "x".into(),
             params: params(8, 4),
             port: None,
-            qemu: true,
+            baud: 115_200,
+            qemu: None,
         };
         assert!(run(send).is_err());
     }

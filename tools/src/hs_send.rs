@@ -24,12 +24,17 @@ pub enum Target {
 
 /// Compresses `file`, sends it, and checks the board's answer.
 pub fn send(file: &Path, params: HsParams, target: Target) -> Result<()> {
-    let original = std::fs::read(file).with_context(|| format!("hs send: reading {}", file.display()))?;
+    let original =
+        std::fs::read(file).with_context(|| format!("hs send: reading {}", file.display()))?;
     let crc = vmcirc::crc32::crc32(&original);
     let mut packed = Vec::new();
     compress(params, &mut original.as_slice(), &mut packed)?;
     if packed.len() as u64 > 0x7fff_ffff {
-        bail!("hs send: {} compresses to {} bytes, more than the board accepts", file.display(), packed.len());
+        bail!(
+            "hs send: {} compresses to {} bytes, more than the board accepts",
+            file.display(),
+            packed.len()
+        );
     }
     let dir = std::env::temp_dir().join(format!("vmcirc-hs-send-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("hs send: creating a temporary folder")?;
@@ -47,7 +52,8 @@ pub fn send(file: &Path, params: HsParams, target: Target) -> Result<()> {
         n = packed.len(),
         o = original.len(),
     );
-    let lines = script::parse(&text).map_err(|e| anyhow::anyhow!("hs send: internal script: {e}"))?;
+    let lines =
+        script::parse(&text).map_err(|e| anyhow::anyhow!("hs send: internal script: {e}"))?;
     let link = match target {
         Target::Port(port, baud) => link::Link::serial(&port, baud)?,
         Target::Qemu(kernel) => {
@@ -74,7 +80,10 @@ pub fn send(file: &Path, params: HsParams, target: Target) -> Result<()> {
     if !summary.ok() {
         bail!("hs send: the board did not report the original's size and CRC-32");
     }
-    println!("hs send: the board decoded {} bytes with crc32 {crc:08x}: match", original.len());
+    println!(
+        "hs send: the board decoded {} bytes with crc32 {crc:08x}: match",
+        original.len()
+    );
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 mod fake;
 mod hostshell;
 mod hs;
+mod hs_send;
 mod link;
 mod qemu;
 mod runner;
