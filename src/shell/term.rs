@@ -487,6 +487,26 @@ mod tests {
     }
 
     #[test]
+    fn input_read_ahead_survives_an_abandoned_editor() {
+        // The editor asks for the cursor position; while LineIo waits for the
+        // answer it reads ahead the user's next lines. Then a fault abandons the
+        // shell: a new LineIo on the same state must still deliver them.
+        let mut con = MemConsole::new(b"echo 1\recho 2\r");
+        con.set_closed_when_empty(false);
+        let mut st = LineState::new();
+        {
+            let mut io = LineIo::new(&mut con, &mut st);
+            io.write_all(b"\x1b[6n").unwrap();
+            // The synthesised answer, after the read-ahead.
+            assert_eq!(read_n(&mut io, 1), b"\x1b");
+            // ... the shell faults here, mid-conversation.
+        }
+        st.recover();
+        let mut io = LineIo::new(&mut con, &mut st);
+        assert_eq!(read_n(&mut io, 14), b"echo 1\recho 2\r");
+    }
+
+    #[test]
     fn input_normalisation() {
         let mut con = MemConsole::new(b"a\0\r\nb\n\r\r\n");
         let mut st = LineState::new();
