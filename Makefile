@@ -59,7 +59,7 @@ test-qemu: tool kernel
 	@pass=0; fail=0; failed=""; \
 	for s in $(SCRIPTS); do \
 	  echo "== $$s"; \
-	  if timeout 600 $(TOOL) script $$s --qemu $(BUILD)/kernel.img --machine $(MACHINE); then pass=$$((pass+1)); \
+	  if timeout 1300 $(TOOL) script $$s --qemu $(BUILD)/kernel.img --machine $(MACHINE) --session-timeout 1200; then pass=$$((pass+1)); \
 	  else fail=$$((fail+1)); failed="$$failed $$s"; fi; \
 	done; \
 	for s in $(HOST_SCRIPTS); do \

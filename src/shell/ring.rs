@@ -142,7 +142,10 @@ impl Prng {
 
     /// A value in `1..=max`.
     pub fn below_inclusive(&mut self, max: u64) -> u64 {
-        1 + self.next_u64() % max.max(1)
+        // Multiply-shift instead of `%`: a 64-bit division is a long library
+        // call on ARMv6. Exact for max < 2^32 (all the shell allows).
+        let max = max.clamp(1, u64::from(u32::MAX));
+        1 + (((self.next_u64() >> 32) * max) >> 32)
     }
 
     /// Fills `out` with the next bytes of the stream.
@@ -170,13 +173,26 @@ impl Prng {
     /// Compares `data` with the next bytes of the stream; returns mismatches.
     #[inline]
     pub fn verify(&mut self, data: &[u8]) -> u64 {
-        let mut tmp = [0u8; 64];
+        fn diff(a: &[u8], b: &[u8]) -> u64 {
+            a.iter().zip(b).filter(|(x, y)| x != y).count() as u64
+        }
         let mut bad = 0;
-        for chunk in data.chunks(64) {
-            self.fill(&mut tmp[..chunk.len()]);
-            if chunk != &tmp[..chunk.len()] {
-                bad += chunk.iter().zip(&tmp).filter(|(a, b)| a != b).count() as u64;
+        // Bytes left over from the last word, then whole words, then a tail.
+        let head = (8 - self.used).min(data.len());
+        bad += diff(&data[..head], &self.buf[self.used..self.used + head]);
+        self.used += head;
+        let mut words = data[head..].chunks_exact(8);
+        for w in &mut words {
+            let want = self.next_u64().to_le_bytes();
+            if w != want {
+                bad += diff(w, &want);
             }
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            self.buf = self.next_u64().to_le_bytes();
+            bad += diff(rest, &self.buf[..rest.len()]);
+            self.used = rest.len();
         }
         bad
     }

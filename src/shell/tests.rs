@@ -357,6 +357,20 @@ fn prng_matches_the_reference_splitmix64() {
     c.fill(&mut y);
     assert_eq!(x, y);
     assert_eq!(ring::Prng::new(9).verify(&y), 0);
+    // Verifying in odd pieces follows the stream too, and a flipped byte counts.
+    let mut v = ring::Prng::new(9);
+    let mut bad = y;
+    bad[20] ^= 1;
+    let n: u64 = bad.chunks(3).map(|c| v.verify(c)).sum();
+    assert_eq!(n, 1);
+    // Chunk sizes stay within 1..=max.
+    let mut r = ring::Prng::new(3);
+    for max in [1u64, 2, 7, 4096, 1 << 31] {
+        for _ in 0..1000 {
+            let x = r.below_inclusive(max);
+            assert!((1..=max).contains(&x), "{x} of {max}");
+        }
+    }
 }
 
 #[test]
