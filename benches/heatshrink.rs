@@ -16,16 +16,14 @@
 //!   (its store lent to the decoder, wrapping at the end), read as two slices.
 //! - `mirror-copy` / `modular-copy`: the copy-out API into a 64 KiB output buffer,
 //!   as the C baselines were measured.
-//! - `ring-ops` (table only): the same `ModularRing` seen only through its
-//!   [`ByteRing`] `push` / `copy_back` ([`View::Ring`]), one call per token.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use vmcirc::heatshrink::{Decoder, Status, StreamDecoder, View, Window};
-use vmcirc::vmcirc::{ByteRing, MirrorRing, ModularRing};
+use vmcirc::heatshrink::{Decoder, Status, StreamDecoder, Window};
+use vmcirc::vmcirc::{MirrorRing, ModularRing};
 
 /// (file, W, L, reference C static, reference C dynamic, tight modular C), MB/s.
 const BASELINE: &[(&str, u8, u8, f64, f64, f64)] = &[
@@ -101,33 +99,6 @@ fn read_modular(r: &mut ModularRing<Vec<u8>>) -> usize {
     n
 }
 
-/// A ring seen only through its [`ByteRing`] operations ([`View::Ring`]).
-struct RingOps(ModularRing<Vec<u8>>);
-
-impl Window for RingOps {
-    fn capacity(&self) -> usize {
-        self.0.capacity()
-    }
-    fn view(&mut self, history: usize) -> View<'_> {
-        let room = self.0.history_space(history);
-        View::Ring {
-            ring: &mut self.0,
-            room,
-        }
-    }
-    fn publish(&mut self, _n: usize) {}
-    fn buffered(&self) -> usize {
-        self.0.len()
-    }
-    fn drain_into(&mut self, out: &mut [u8]) -> usize {
-        ByteRing::pop_into(&mut self.0, out)
-    }
-}
-
-fn read_ring_ops(r: &mut RingOps) -> usize {
-    read_modular(&mut r.0)
-}
-
 /// Copy out into a 64 KiB buffer.
 fn copy_out<W: Window>(c: &Case, dec: &mut StreamDecoder<W>, buf: &mut [u8]) -> usize {
     dec.reset();
@@ -166,7 +137,6 @@ fn runners(c: &Case) -> Vec<(&'static str, Runner<'static>)> {
     let w = c.w;
     let mut ring = mirror_ring(w);
     let mut modr = modular_ring(w);
-    let mut ops = RingOps(modular_ring(w));
     let mut mc = StreamDecoder::new(c.w, c.l, mirror_ring(w)).unwrap();
     let mut dc = StreamDecoder::new(c.w, c.l, modular_ring(w)).unwrap();
     let mut buf1 = vec![0u8; SPARE];
@@ -187,10 +157,6 @@ fn runners(c: &Case) -> Vec<(&'static str, Runner<'static>)> {
         (
             "modular-copy",
             Box::new(move |c: &Case| copy_out(c, &mut dc, &mut buf2)),
-        ),
-        (
-            "ring-ops",
-            Box::new(move |c: &Case| zero_copy(c, &mut ops, read_ring_ops)),
         ),
     ]
 }
@@ -231,14 +197,13 @@ fn table() {
     );
     println!("heatshrink decode, MB/s of output (10^6 B/s), best of runs; C figures (medians) from shared/heatshrink-baseline.md");
     println!(
-        "{:<14} {:>5} | {:>7} {:>7} {:>8} {:>8} {:>7} | {:>6} {:>6} {:>6} | {:>8} {:>8}",
+        "{:<14} {:>5} | {:>7} {:>7} {:>8} {:>8} | {:>6} {:>6} {:>6} | {:>8} {:>8}",
         "file",
         "(W,L)",
         "mirror",
         "modular",
         "mir-copy",
         "mod-copy",
-        "ringops",
         "C stat",
         "C dyn",
         "C tight",
@@ -253,14 +218,13 @@ fn table() {
         worst.1 = worst.1.min(mir / c_static);
         worst.2 = worst.2.min(mir / c_tight);
         println!(
-            "{:<14} {:>5} | {:>7.0} {:>7.0} {:>8.0} {:>8.0} {:>7.0} | {:>6.0} {:>6.0} {:>6.0} | {:>7.2}x {:>7.2}x  mir/tight {:.2}x",
+            "{:<14} {:>5} | {:>7.0} {:>7.0} {:>8.0} {:>8.0} | {:>6.0} {:>6.0} {:>6.0} | {:>7.2}x {:>7.2}x  mir/tight {:.2}x",
             c.file,
             format!("{},{}", c.w, c.l),
             mir,
             modu,
             m[2],
             m[3],
-            m[4],
             c_static,
             c_dyn,
             c_tight,
@@ -282,7 +246,7 @@ fn criterion_benches(cr: &mut Criterion) {
         g.warm_up_time(Duration::from_millis(300));
         g.measurement_time(Duration::from_secs(1));
         g.sample_size(20);
-        for (name, mut run) in runners(&c).into_iter().take(4) {
+        for (name, mut run) in runners(&c) {
             g.bench_function(name, |b| b.iter(|| run(&c)));
         }
         g.finish();

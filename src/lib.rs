@@ -29,6 +29,7 @@ pub mod board;
 pub mod crc32;
 pub mod heatshrink;
 pub mod mmu;
+pub mod prng;
 pub mod shell;
 pub mod uart;
 pub mod vmcirc;

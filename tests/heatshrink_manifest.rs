@@ -1,14 +1,14 @@
 //! Every stream in `tests/data/heatshrink/MANIFEST.tsv` decodes to exactly its
 //! original (size and sha256), whatever the input piece size (1, 7, whole), the
 //! output drain size (1 byte, large) and the window (the vmcirc modular ring over
-//! its store, the same ring token by token through its ring operations, and with
-//! feature `std` the memfd-mirrored ring, zero copy and copy out).
+//! its store and, with feature `std`, the memfd-mirrored ring; zero copy and copy
+//! out).
 
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use vmcirc::heatshrink::{Decoder, Error, Status, StreamDecoder, View, Window};
-use vmcirc::vmcirc::{ByteRing, ModularRing};
+use vmcirc::heatshrink::{Decoder, Error, Status, StreamDecoder, Window};
+use vmcirc::vmcirc::ModularRing;
 
 struct Row {
     file: String,
@@ -150,34 +150,6 @@ fn read_modular(w: &mut ModularRing<Vec<u8>>, n: usize, out: &mut Vec<u8>) {
     w.consume(n).unwrap();
 }
 
-/// A ring seen only through its [`ByteRing`] operations ([`View::Ring`]: one
-/// `push` / `copy_back` per token), to keep that path of the decoder covered.
-struct RingOps(ModularRing<Vec<u8>>);
-
-impl Window for RingOps {
-    fn capacity(&self) -> usize {
-        self.0.capacity()
-    }
-    fn view(&mut self, history: usize) -> View<'_> {
-        let room = self.0.history_space(history);
-        View::Ring {
-            ring: &mut self.0,
-            room,
-        }
-    }
-    fn publish(&mut self, _n: usize) {}
-    fn buffered(&self) -> usize {
-        self.0.len()
-    }
-    fn drain_into(&mut self, out: &mut [u8]) -> usize {
-        ByteRing::pop_into(&mut self.0, out)
-    }
-}
-
-fn read_ring_ops(w: &mut RingOps, n: usize, out: &mut Vec<u8>) {
-    read_modular(&mut w.0, n, out);
-}
-
 /// How the output is taken: `Zero(None)` reads everything from the window after
 /// each call, `Zero(Some(1))` one byte per call (so the room stays tiny), `Copy(n)`
 /// is the copy-out API with an `n`-byte output buffer.
@@ -220,19 +192,6 @@ fn manifest_modular_ring() {
             };
             check(&row, &out, &how);
         }
-    }
-}
-
-#[test]
-fn manifest_ring_ops() {
-    for row in manifest() {
-        let ws = 1usize << row.w;
-        let mut ring = RingOps(ModularRing::new(vec![0u8; ws + 5000]).unwrap());
-        let out = zero_copy(&row, &mut ring, 7, None, &mut read_ring_ops);
-        check(&row, &out, "ring ops piece 7");
-        let mut ring = RingOps(ModularRing::new(vec![0u8; ws + 2]).unwrap());
-        let out = zero_copy(&row, &mut ring, usize::MAX, Some(1), &mut read_ring_ops);
-        check(&row, &out, "ring ops tight");
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::io::{self, Read, Write};
 use std::sync::Mutex;
+use vmcirc::prng::SplitMix64;
 
 use vmcirc::vmcirc::{Backend, MemfdMirror, MirrorOptions, MirrorRing};
 
@@ -122,49 +123,6 @@ fn huge_pages_work_or_say_why() {
     }
 }
 
-/// splitmix64 as a byte stream.
-struct SplitMix {
-    state: u64,
-    word: [u8; 8],
-    used: usize,
-}
-
-impl SplitMix {
-    fn new(seed: u64) -> Self {
-        SplitMix {
-            state: seed,
-            word: [0; 8],
-            used: 8,
-        }
-    }
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut i = 0;
-        while self.used < 8 && i < buf.len() {
-            buf[i] = self.word[self.used];
-            self.used += 1;
-            i += 1;
-        }
-        let mut chunks = buf[i..].chunks_exact_mut(8);
-        for c in &mut chunks {
-            c.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            self.word = self.next().to_le_bytes();
-            let k = rest.len();
-            rest.copy_from_slice(&self.word[..k]);
-            self.used = k;
-        }
-    }
-}
-
 /// Slice-by-16 tables: the checksum must not be the bottleneck of the copy.
 const CRC: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
@@ -172,7 +130,7 @@ const CRC: crc::Crc<u32, crc::Table<16>> =
 /// Produces `left` PRNG bytes, at most `max` per read (varying, so the ring's
 /// positions go everywhere), and checksums what it hands out.
 struct Source {
-    prng: SplitMix,
+    prng: SplitMix64,
     left: u64,
     calls: u64,
     crc: crc::Digest<'static, u32, crc::Table<16>>,
@@ -225,7 +183,7 @@ fn copy_prng_stream_through_ring() {
         .unwrap_or(default);
     let mut ring = MirrorRing::with_capacity(1 << 20).unwrap();
     let mut src = Source {
-        prng: SplitMix::new(0x5EED),
+        prng: SplitMix64::new(0x5EED),
         left: total,
         calls: 0,
         crc: CRC.digest(),

@@ -13,14 +13,13 @@
 //! later tokens overwrite). Near the end of the input or of the room, tokens go
 //! through the byte-at-a-time path, which keeps partial tokens and partial copies.
 //!
-//! The same code runs over each kind of [`View`]; only the output cursor differs,
+//! The same code runs over both kinds of [`View`]; only the output cursor differs,
 //! so the mirrored and the modular ring are compared with one decoder.
 
 use core::hint::select_unpredictable;
 
 use super::window::{View, Window};
 use super::{Error, Params};
-use crate::vmcirc::ByteRing;
 
 /// What a decode call stopped on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,15 +151,6 @@ impl Decoder {
                 let mut out = Modular {
                     buf,
                     w: pos,
-                    written: 0,
-                    room,
-                };
-                let (c, s) = self.run(input, &mut out);
-                (c, out.written, s)
-            }
-            View::Ring { ring, room } => {
-                let mut out = RingOut {
-                    ring,
                     written: 0,
                     room,
                 };
@@ -683,57 +673,6 @@ impl Out for Modular<'_> {
     fn copy_long(&mut self, d: usize, n: usize) {
         self.w = modular_long(self.buf, self.w, d, n);
         self.written += n;
-    }
-}
-
-/// A ring that only offers `push` and `copy_back`.
-struct RingOut<'a> {
-    ring: &'a mut dyn ByteRing,
-    written: usize,
-    room: usize,
-}
-
-impl Out for RingOut<'_> {
-    #[inline(always)]
-    fn room(&self) -> usize {
-        self.room - self.written
-    }
-    #[inline(always)]
-    fn fits(&self, len: usize) -> bool {
-        self.written + len + SLACK <= self.room
-    }
-    #[inline(always)]
-    fn written(&self) -> usize {
-        self.written
-    }
-    #[inline(always)]
-    fn lit(&mut self, b: u8) {
-        self.written += self.ring.push(&[b]);
-    }
-    fn zeros(&mut self, mut n: usize) {
-        while n > 0 {
-            let k = n.min(16);
-            self.written += self.ring.push(&[0u8; 16][..k]);
-            n -= k;
-        }
-    }
-    #[inline(always)]
-    fn copy_exact(&mut self, d: usize, n: usize) {
-        if self.ring.copy_back(d, n).is_ok() {
-            self.written += n;
-        }
-    }
-    #[inline(always)]
-    fn put16(&mut self, is_lit: bool, lit: u8, d: usize, len: usize) {
-        if is_lit {
-            self.lit(lit);
-        } else {
-            self.copy_exact(d, len);
-        }
-    }
-    #[inline(always)]
-    fn copy_long(&mut self, d: usize, n: usize) {
-        self.copy_exact(d, n);
     }
 }
 

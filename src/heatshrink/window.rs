@@ -1,7 +1,7 @@
 //! Decode windows: where decoded bytes land and where the history lives.
 //!
 //! The decoder asks a [`Window`] for a [`View`] of its memory, writes tokens into it,
-//! then [`Window::publish`]es the bytes it wrote. Three kinds of view exist:
+//! then [`Window::publish`]es the bytes it wrote. Two kinds of view exist:
 //!
 //! - [`View::Linear`]: the history and the free space as *one* slice. This is what a
 //!   mirrored ring gives: whatever the write position, the `2^W` bytes behind it and
@@ -9,9 +9,6 @@
 //!   back-reference is one plain copy and nothing ever wraps.
 //! - [`View::Modular`]: the whole store of a plain ring, with its write position;
 //!   every write and every copy has to handle the wrap at the end of the store.
-//! - [`View::Ring`]: no direct memory access; literals and copies go through a
-//!   [`ByteRing`]'s `push`/`copy_back` one token at a time (slower; for rings that
-//!   do not expose their store).
 //!
 //! Implementations here: the mirrored [`Ring`] (linear) and the plain
 //! [`ModularRing`] (modular, over its store). Both are the vmcirc rings themselves:
@@ -19,7 +16,7 @@
 
 use core::sync::atomic::{compiler_fence, Ordering};
 
-use crate::vmcirc::{ByteRing, Mirror, ModularRing, Ring};
+use crate::vmcirc::{Mirror, ModularRing, Ring};
 
 /// The decoder's access to a window's memory for one call; see the module docs.
 pub enum View<'a> {
@@ -43,13 +40,6 @@ pub enum View<'a> {
         /// `<= buf.len() - history`.
         room: usize,
     },
-    /// Token-by-token access through the ring's own operations.
-    Ring {
-        /// The ring.
-        ring: &'a mut dyn ByteRing,
-        /// Bytes that may be appended (`history_space(history)`).
-        room: usize,
-    },
 }
 
 /// Memory a [`super::Decoder`] decodes into: `2^W` bytes of history behind the write
@@ -62,8 +52,7 @@ pub trait Window {
     fn capacity(&self) -> usize;
     /// Opens the window for writing, keeping the last `history` bytes written.
     fn view(&mut self, history: usize) -> View<'_>;
-    /// Publishes `n` bytes written at the write position of the last view (for a
-    /// [`View::Ring`] view, the ring has already appended them).
+    /// Publishes `n` bytes written at the write position of the last view.
     fn publish(&mut self, n: usize);
     /// Bytes decoded and not yet read.
     fn buffered(&self) -> usize;

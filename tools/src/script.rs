@@ -501,17 +501,8 @@ pub fn text(s: &str, vars: bool, template: bool) -> Result<Text, String> {
 
 /// The deterministic payload of `sendgen`: splitmix64 from `seed`, 8 LE bytes a step.
 pub fn splitmix_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        out.extend_from_slice(&z.to_le_bytes());
-    }
-    out.truncate(len);
+    let mut out = vec![0u8; len];
+    vmcirc::prng::SplitMix64::new(seed).fill(&mut out);
     out
 }
 
