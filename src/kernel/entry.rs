@@ -134,7 +134,7 @@ pub extern "C" fn kernel_main(_r0: u32, machine: u32, atags: u32) -> ! {
     let (producer, consumer) = unsafe { (*addr_of_mut!(RX_QUEUE)).split() };
     // SAFETY: as above; from now on only kernel_irq touches RX_PRODUCER.
     unsafe { *addr_of_mut!(RX_PRODUCER) = Some(producer) };
-    let port = SerialPort::new(uart, consumer, console::idle);
+    let port = SerialPort::new(uart, consumer, &RX_STATS, console::idle);
     let platform = BoardPlatform::new(live, fw, ram_bytes, source, machine, atags, &RX_STATS);
     // SAFETY: interrupts still masked, and nothing else holds STATE.
     unsafe {
@@ -183,8 +183,9 @@ pub extern "C" fn kernel_irq() {
         let producer = unsafe { (*addr_of_mut!(RX_PRODUCER)).as_mut() };
         let mut uart = Pl011::new(bus, UART0_BASE);
         match producer {
-            Some(p) => uart.drain_rx_fifo(&RX_STATS, |b| p.enqueue(b).is_ok()),
-            None => uart.drain_rx_fifo(&RX_STATS, |_| false),
+            Some(p) => uart.drain_rx_fifo(&RX_STATS, p),
+            // Not split yet (cannot happen: the interrupt is enabled after).
+            None => uart.init_rx_masked(),
         }
     }
 }

@@ -155,11 +155,11 @@ impl Platform for BoardPlatform {
         )?;
         writeln!(
             out,
-            "uart: PL011 {BAUD} 8N1 from a {} MHz clock; rx queue {} bytes, received {}, queue overruns {}, fifo overruns {}, line errors {}",
+            "uart: PL011 {BAUD} 8N1 from a {} MHz clock; rx queue {} bytes, received {}, queue-full pauses {}, fifo overruns {}, line errors {}",
             UART_CLOCK_HZ / 1_000_000,
             RX_QUEUE_BYTES,
             self.rx_stats.received.load(Ordering::Relaxed),
-            self.rx_stats.queue_overruns.load(Ordering::Relaxed),
+            self.rx_stats.pauses.load(Ordering::Relaxed),
             self.rx_stats.fifo_overruns.load(Ordering::Relaxed),
             self.rx_stats.line_errors.load(Ordering::Relaxed),
         )

@@ -5,9 +5,12 @@
 //! The receive path: the UART interrupt handler ([`Pl011::drain_rx_fifo`]) moves
 //! every byte from the 16-byte hardware FIFO into a [`heapless::spsc::Queue`]
 //! (producer side, interrupt context); the shell reads from the consumer side.
-//! A byte that finds the queue full is dropped and counted in
-//! [`RxStats::queue_overruns`]; a byte the hardware lost because the FIFO itself
-//! overflowed is counted in [`RxStats::fifo_overruns`] (the OE flag).
+//! When the queue is full the handler leaves the rest in the FIFO and masks the
+//! receive interrupts until the shell has made room ([`RxStats::paused`]), so
+//! software never drops a byte; only a sender that outruns the 16-byte hardware
+//! FIFO meanwhile can lose data, which the PL011 flags and
+//! [`RxStats::fifo_overruns`] counts. (QEMU holds input back while the FIFO is
+//! full, so there the path is lossless.)
 
 mod pl011;
 mod serial;

@@ -1,7 +1,9 @@
 //! PL011 registers and the init sequence (ARM PrimeCell UART PL011 TRM, 3.3;
 //! BCM2835 ARM Peripherals, chapter 13).
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use heapless::spsc::Producer;
 
 use crate::board::gpio::{self, Function, Pull};
 use crate::board::mmio::Bus;
@@ -84,17 +86,22 @@ pub fn divisors(clock_hz: u32, baud: u32) -> Result<(u32, u32), BaudError> {
     Ok((ibrd, fbrd))
 }
 
-/// Receive counters, readable from anywhere (`info` prints them).
+/// Receive counters and the flow-control flag, shared by the interrupt handler
+/// and the consumer (`info` prints the counters).
 #[derive(Debug, Default)]
 pub struct RxStats {
     /// Bytes moved from the FIFO into the queue.
     pub received: AtomicU32,
-    /// Bytes dropped because the software queue was full.
-    pub queue_overruns: AtomicU32,
-    /// Bytes the hardware lost (FIFO overrun flag seen).
+    /// Times the queue was full and receive interrupts were paused.
+    pub pauses: AtomicU32,
+    /// Hardware overruns: a byte arrived while the 16-byte FIFO was full (the OE
+    /// flag); each marks at least one lost byte.
     pub fifo_overruns: AtomicU32,
     /// Bytes received with a break, parity or framing error (kept, but counted).
     pub line_errors: AtomicU32,
+    /// Receive interrupts are masked because the queue was full; the consumer
+    /// unmasks them once it has made room.
+    pub paused: AtomicBool,
 }
 
 impl RxStats {
@@ -102,9 +109,10 @@ impl RxStats {
     pub const fn new() -> Self {
         RxStats {
             received: AtomicU32::new(0),
-            queue_overruns: AtomicU32::new(0),
+            pauses: AtomicU32::new(0),
             fifo_overruns: AtomicU32::new(0),
             line_errors: AtomicU32::new(0),
+            paused: AtomicBool::new(false),
         }
     }
 }
@@ -124,12 +132,6 @@ impl<B: Bus> Pl011<B> {
     /// The bus, for tests.
     pub fn bus(&self) -> &B {
         &self.bus
-    }
-
-    /// The bus, mutably, for tests.
-    #[cfg(test)]
-    pub(crate) fn bus_mut_for_test(&mut self) -> &mut B {
-        &mut self.bus
     }
 
     fn rd(&mut self, reg: u32) -> u32 {
@@ -205,15 +207,28 @@ impl<B: Bus> Pl011<B> {
         }
     }
 
-    /// The interrupt handler's body: drains the receive FIFO into the queue via
-    /// `push` (which returns false when the queue is full), counts everything in
-    /// `stats`; the receive interrupts are cleared before the FIFO is drained.
-    pub fn drain_rx_fifo(&mut self, stats: &RxStats, mut push: impl FnMut(u8) -> bool) {
-        // Clear first, then drain: a byte that arrives after the last FR read
-        // raises the interrupt again. (Clearing after the loop could drop that
-        // interrupt and leave bytes in the FIFO with nothing to fetch them.)
+    /// The interrupt handler's body: moves bytes from the receive FIFO into the
+    /// queue through `producer` while it has room, counting them in `stats`.
+    /// When the queue is full the rest stays in the FIFO and the receive
+    /// interrupts are masked (`stats.paused`): the consumer unmasks them with
+    /// [`Pl011::resume_rx`] once it has read some. Nothing is dropped in
+    /// software; a sender that keeps going overruns the 16-byte FIFO, which the
+    /// hardware flags (OE) and `fifo_overruns` counts. The interrupts are cleared
+    /// before the FIFO is read, so a byte arriving after the last read raises a
+    /// new one.
+    pub fn drain_rx_fifo<const N: usize>(
+        &mut self,
+        stats: &RxStats,
+        producer: &mut Producer<'_, u8, N>,
+    ) {
         self.wr(ICR, INT_RX | INT_RT | INT_OE);
         while self.rd(FR) & FR_RXFE == 0 {
+            if !producer.ready() {
+                self.wr(IMSC, 0);
+                stats.paused.store(true, Ordering::Release);
+                stats.pauses.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             let dr = self.rd(DR);
             if dr & DR_OE != 0 {
                 stats.fifo_overruns.fetch_add(1, Ordering::Relaxed);
@@ -221,11 +236,24 @@ impl<B: Bus> Pl011<B> {
             if dr & DR_BE_PE_FE != 0 {
                 stats.line_errors.fetch_add(1, Ordering::Relaxed);
             }
-            if push(dr as u8) {
-                stats.received.fetch_add(1, Ordering::Relaxed);
-            } else {
-                stats.queue_overruns.fetch_add(1, Ordering::Relaxed);
-            }
+            // Cannot fail: `ready()` said there is room and only we enqueue.
+            let _ = producer.enqueue(dr as u8);
+            stats.received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Masks every UART interrupt (nothing can take the bytes yet).
+    pub fn init_rx_masked(&mut self) {
+        self.wr(IMSC, 0);
+    }
+
+    /// Unmasks the receive interrupts after [`Pl011::drain_rx_fifo`] paused them
+    /// (called by the consumer once the queue has room again). The flag is
+    /// cleared first, then the mask written whole, so an interrupt taken right
+    /// after sees a consistent state.
+    pub fn resume_rx(&mut self, stats: &RxStats) {
+        if stats.paused.swap(false, Ordering::AcqRel) {
+            self.wr(IMSC, INT_RX | INT_RT | INT_OE);
         }
     }
 }
