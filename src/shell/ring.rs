@@ -706,7 +706,7 @@ fn cmd_bench<'a, C: Console, P: Platform>(
     );
     for chunk in [1usize, 16, 64, 512, 4096] {
         let chunk = chunk.min(s.ring.capacity());
-        // Offset the ring so transfers keep crossing the wrap.
+        // `clear` keeps the position, so successive transfers keep crossing the wrap.
         let tm = bench_pass(&mut s.ring, chunk, total, &src, &mut dst, &mut now);
         let cap = s.ring.capacity();
         let base = s.ring.mirror().base();
