@@ -8,7 +8,9 @@ pub fn enable_irq() {
     // installed before this is first called.
     #[cfg(target_arch = "arm")]
     unsafe {
-        core::arch::asm!("cpsie i", options(nomem, nostack))
+        // Not `nomem`: this is also a compiler barrier, so no memory access
+        // moves out of (or into) a critical section.
+        core::arch::asm!("cpsie i", options(nostack))
     };
 }
 
@@ -18,8 +20,28 @@ pub fn disable_irq() {
     // SAFETY: masking IRQs cannot break any invariant.
     #[cfg(target_arch = "arm")]
     unsafe {
-        core::arch::asm!("cpsid i", options(nomem, nostack))
+        // Not `nomem`: a compiler barrier, as in `enable_irq`.
+        core::arch::asm!("cpsid i", options(nostack))
     };
+}
+
+/// Runs `f` with IRQs masked, restoring the previous mask afterwards (so it
+/// nests, and is harmless where IRQs are already off).
+pub fn with_irq_masked<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "arm")]
+    {
+        let cpsr: u32;
+        // SAFETY: reads CPSR, then masks IRQs; both are always allowed in a
+        // privileged mode, and this is a compiler barrier (no `nomem`).
+        unsafe { core::arch::asm!("mrs {0}, cpsr", "cpsid i", out(reg) cpsr, options(nostack)) };
+        let r = f();
+        if cpsr & (1 << 7) == 0 {
+            enable_irq();
+        }
+        r
+    }
+    #[cfg(not(target_arch = "arm"))]
+    f()
 }
 
 /// Waits for an interrupt. It wakes on a pending interrupt even while CPSR.I is

@@ -4,20 +4,21 @@
 
 use core::fmt;
 
-use vmcirc::arch::cpu;
 use vmcirc::board::mmio::Mmio;
 use vmcirc::board::{timer, UART0_BASE};
 use vmcirc::shell::Console;
 use vmcirc::uart::{Pl011, SerialError, SerialPort};
 
+use super::entry::BoardRx;
+
 /// The shell's console.
 pub struct KernelConsole {
-    port: SerialPort<'static, Mmio>,
+    port: SerialPort<'static, Mmio, BoardRx>,
 }
 
 impl KernelConsole {
     /// Wraps the serial port.
-    pub fn new(port: SerialPort<'static, Mmio>) -> Self {
+    pub fn new(port: SerialPort<'static, Mmio, BoardRx>) -> Self {
         KernelConsole { port }
     }
 }
@@ -56,11 +57,6 @@ impl Console for KernelConsole {
     fn now_us(&mut self) -> u64 {
         now_us()
     }
-}
-
-/// Blocking-read idle hook: sleep until the receive interrupt delivers a byte.
-pub fn idle(ready: &dyn Fn() -> bool) {
-    cpu::wait_until(ready)
 }
 
 /// Direct UART output, usable from any context (it only polls the TX FIFO).

@@ -18,9 +18,9 @@ use vmcirc::board::mmio::Mmio;
 use vmcirc::board::{irq, UART0_BASE, UART_CLOCK_HZ};
 use vmcirc::mmu::{cp15, enable_mmu, TranslationTable};
 use vmcirc::shell::{LineIo, LineState, Shell, HISTORY_BYTES, LINE_BUFFER_BYTES};
-use vmcirc::uart::{Pl011, RxQueue, RxStats, SerialPort, RX_QUEUE_BYTES};
+use vmcirc::uart::{Pl011, RxControl, RxQueue, RxStats, SerialPort, RX_QUEUE_BYTES};
 
-use super::console::{self, KernelConsole};
+use super::console::KernelConsole;
 use super::platform::{BoardPlatform, MemorySource};
 use crate::kprint;
 
@@ -134,7 +134,7 @@ pub extern "C" fn kernel_main(_r0: u32, machine: u32, atags: u32) -> ! {
     let (producer, consumer) = unsafe { (*addr_of_mut!(RX_QUEUE)).split() };
     // SAFETY: as above; from now on only kernel_irq touches RX_PRODUCER.
     unsafe { *addr_of_mut!(RX_PRODUCER) = Some(producer) };
-    let port = SerialPort::new(uart, consumer, &RX_STATS, console::idle);
+    let port = SerialPort::new(uart, consumer, &RX_STATS, BoardRx);
     let platform = BoardPlatform::new(live, fw, ram_bytes, source, machine, atags, &RX_STATS);
     // SAFETY: interrupts still masked, and nothing else holds STATE.
     unsafe {
@@ -187,6 +187,29 @@ pub extern "C" fn kernel_irq() {
             // Not split yet (cannot happen: the interrupt is enabled after).
             None => uart.init_rx_masked(),
         }
+    }
+}
+
+/// The console's receive control: WFI while a read waits, and resuming a
+/// paused receive in the shell's context with IRQs masked.
+pub struct BoardRx;
+
+impl RxControl for BoardRx {
+    fn idle(&mut self, ready: &dyn Fn() -> bool) {
+        cpu::wait_until(ready)
+    }
+
+    fn resume(&mut self) {
+        cpu::with_irq_masked(|| {
+            // SAFETY: IRQs are masked on this single core, so kernel_irq (the
+            // producer's only other user) cannot run until we are done.
+            let producer = unsafe { (*addr_of_mut!(RX_PRODUCER)).as_mut() };
+            if let Some(p) = producer {
+                // SAFETY: UART registers; the handler is kept out as above.
+                let mut uart = Pl011::new(unsafe { Mmio::new() }, UART0_BASE);
+                uart.resume_rx(&RX_STATS, p);
+            }
+        })
     }
 }
 

@@ -247,13 +247,22 @@ impl<B: Bus> Pl011<B> {
         self.wr(IMSC, 0);
     }
 
-    /// Unmasks the receive interrupts after [`Pl011::drain_rx_fifo`] paused them
-    /// (called by the consumer once the queue has room again). The flag is
-    /// cleared first, then the mask written whole, so an interrupt taken right
-    /// after sees a consistent state.
-    pub fn resume_rx(&mut self, stats: &RxStats) {
+    /// Resumes receive after [`Pl011::drain_rx_fifo`] paused it (called by the
+    /// consumer once the queue has room again, with the interrupt handler kept
+    /// out, e.g. IRQs masked): clears the flag, unmasks the receive interrupts
+    /// and moves what waits in the FIFO into the queue, as the handler would.
+    /// The drain is what makes this safe: the PL011 raises its receive
+    /// interrupt when the FIFO *reaches* the trigger level (QEMU: when a byte
+    /// lands in an empty FIFO), and the handler cleared it before pausing, so
+    /// bytes left waiting would never raise another one.
+    pub fn resume_rx<const N: usize>(
+        &mut self,
+        stats: &RxStats,
+        producer: &mut Producer<'_, u8, N>,
+    ) {
         if stats.paused.swap(false, Ordering::AcqRel) {
             self.wr(IMSC, INT_RX | INT_RT | INT_OE);
+            self.drain_rx_fifo(stats, producer);
         }
     }
 }

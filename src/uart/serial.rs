@@ -26,30 +26,46 @@ impl embedded_hal_nb::serial::Error for SerialError {
     }
 }
 
+/// What the port needs from its surroundings on the receive side: the kernel
+/// implements it with WFI and the interrupt handler's producer; tests with a
+/// model of the UART.
+pub trait RxControl {
+    /// Called while a blocking read waits; returns once `ready()` is true (the
+    /// kernel masks interrupts, re-checks and sleeps in WFI, which wakes on a
+    /// pending interrupt even while masked).
+    fn idle(&mut self, ready: &dyn Fn() -> bool);
+
+    /// Receive was paused because the queue was full, and half of it is free
+    /// again: unmask the receive interrupts and move what waits in the FIFO
+    /// into the queue now ([`Pl011::resume_rx`], with the interrupt handler
+    /// kept out). Unmasking alone is not enough: the PL011 raises its receive
+    /// interrupt when the FIFO *reaches* the trigger level (QEMU: when a byte
+    /// lands in an empty FIFO), so bytes already waiting raise none.
+    fn resume(&mut self);
+}
+
 /// The console: polled transmit, queued receive.
-pub struct SerialPort<'q, B: Bus> {
+pub struct SerialPort<'q, B: Bus, C: RxControl> {
     uart: Pl011<B>,
     rx: Consumer<'q, u8, RX_QUEUE_BYTES>,
     stats: &'q RxStats,
-    idle: fn(&dyn Fn() -> bool),
+    control: C,
 }
 
-impl<'q, B: Bus> SerialPort<'q, B> {
-    /// Wraps an initialised UART and the consumer end of its receive queue.
-    /// `idle` is called while a blocking read waits; it must return once
-    /// `ready()` is true (the kernel masks interrupts, re-checks and sleeps in
-    /// WFI, which wakes on a pending interrupt even while masked).
+impl<'q, B: Bus, C: RxControl> SerialPort<'q, B, C> {
+    /// Wraps an initialised UART, the consumer end of its receive queue, the
+    /// counters the interrupt handler keeps, and the receive control.
     pub fn new(
         uart: Pl011<B>,
         rx: Consumer<'q, u8, RX_QUEUE_BYTES>,
         stats: &'q RxStats,
-        idle: fn(&dyn Fn() -> bool),
+        control: C,
     ) -> Self {
         SerialPort {
             uart,
             rx,
             stats,
-            idle,
+            control,
         }
     }
 
@@ -58,7 +74,7 @@ impl<'q, B: Bus> SerialPort<'q, B> {
     #[inline]
     fn make_room(&mut self) {
         if self.stats.paused.load(Ordering::Acquire) && self.rx.len() <= RX_QUEUE_BYTES / 2 {
-            self.uart.resume_rx(self.stats);
+            self.control.resume();
         }
     }
 
@@ -81,11 +97,11 @@ impl<'q, B: Bus> SerialPort<'q, B> {
     }
 }
 
-impl<B: Bus> embedded_io::ErrorType for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_io::ErrorType for SerialPort<'_, B, C> {
     type Error = SerialError;
 }
 
-impl<B: Bus> embedded_io::Read for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_io::Read for SerialPort<'_, B, C> {
     /// Blocks until at least one byte is available, then returns what is queued.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, SerialError> {
         if buf.is_empty() {
@@ -93,7 +109,7 @@ impl<B: Bus> embedded_io::Read for SerialPort<'_, B> {
         }
         if !self.rx.ready() {
             let rx = &self.rx;
-            (self.idle)(&|| rx.ready());
+            self.control.idle(&|| rx.ready());
         }
         let mut n = 0;
         while n < buf.len() {
@@ -110,13 +126,13 @@ impl<B: Bus> embedded_io::Read for SerialPort<'_, B> {
     }
 }
 
-impl<B: Bus> embedded_io::ReadReady for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_io::ReadReady for SerialPort<'_, B, C> {
     fn read_ready(&mut self) -> Result<bool, SerialError> {
         Ok(self.rx.ready())
     }
 }
 
-impl<B: Bus> embedded_io::Write for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_io::Write for SerialPort<'_, B, C> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, SerialError> {
         for &b in buf {
             self.uart.write_byte(b);
@@ -130,17 +146,17 @@ impl<B: Bus> embedded_io::Write for SerialPort<'_, B> {
     }
 }
 
-impl<B: Bus> embedded_hal_nb::serial::ErrorType for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_hal_nb::serial::ErrorType for SerialPort<'_, B, C> {
     type Error = SerialError;
 }
 
-impl<B: Bus> embedded_hal_nb::serial::Read<u8> for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_hal_nb::serial::Read<u8> for SerialPort<'_, B, C> {
     fn read(&mut self) -> nb::Result<u8, SerialError> {
         self.try_read_byte().ok_or(nb::Error::WouldBlock)
     }
 }
 
-impl<B: Bus> embedded_hal_nb::serial::Write<u8> for SerialPort<'_, B> {
+impl<B: Bus, C: RxControl> embedded_hal_nb::serial::Write<u8> for SerialPort<'_, B, C> {
     fn write(&mut self, word: u8) -> nb::Result<(), SerialError> {
         if self.uart.can_write() {
             embedded_io::Write::write(self, &[word])
@@ -159,13 +175,16 @@ impl<B: Bus> embedded_hal_nb::serial::Write<u8> for SerialPort<'_, B> {
 
 #[cfg(test)]
 mod tests {
-    //! The receive path under load, against a model of the PL011: a 16-byte
-    //! FIFO that flags an overrun (OE) on the next byte it keeps when a byte
-    //! arrives while it is full, and an interrupt that fires only while unmasked.
-    use super::super::pl011::{DR, FR, FR_RXFE, IMSC};
+    //! The receive path under load, against a model of the PL011 as QEMU
+    //! implements it: a 16-byte FIFO that flags an overrun (OE) on the next
+    //! byte it keeps when a byte arrives while it is full, and a receive
+    //! interrupt raised when a byte lands in an empty FIFO (the trigger level),
+    //! cleared by ICR or by reading the FIFO empty, taken only while unmasked.
+    use super::super::pl011::{DR, FR, FR_RXFE, ICR, IMSC, INT_RX};
     use super::super::{Pl011, RxQueue, RxStats};
     use super::*;
     use crate::board::UART0_BASE;
+    use heapless::spsc::Producer;
     use std::collections::VecDeque;
     use std::vec::Vec;
 
@@ -178,6 +197,8 @@ mod tests {
         /// Overrun events flagged on a kept byte.
         overruns: u64,
         imsc: u32,
+        /// The raw receive interrupt status (RIS.RXRIS).
+        ris: bool,
         tx: Vec<u8>,
     }
 
@@ -196,6 +217,9 @@ mod tests {
                     0
                 };
                 self.fifo.push_back(u32::from(b) | oe);
+                if self.fifo.len() == 1 {
+                    self.ris = true;
+                }
             }
         }
     }
@@ -205,7 +229,13 @@ mod tests {
             match addr - UART0_BASE {
                 FR if self.fifo.is_empty() => FR_RXFE,
                 FR => 0,
-                DR => self.fifo.pop_front().unwrap_or(0),
+                DR => {
+                    let v = self.fifo.pop_front().unwrap_or(0);
+                    if self.fifo.is_empty() {
+                        self.ris = false;
+                    }
+                    v
+                }
                 IMSC => self.imsc,
                 _ => 0,
             }
@@ -214,14 +244,33 @@ mod tests {
             match addr - UART0_BASE {
                 DR => self.tx.push(value as u8),
                 IMSC => self.imsc = value,
+                ICR if value & INT_RX != 0 => self.ris = false,
                 _ => {}
             }
         }
         fn delay_cycles(&mut self, _: u32) {}
     }
 
-    fn no_idle(_: &dyn Fn() -> bool) {
-        panic!("test read would block");
+    /// The test's receive control: reads never block, and resuming runs the
+    /// "interrupt handler" side (which owns the producer) directly.
+    struct TestRx {
+        isr: std::rc::Rc<std::cell::RefCell<Isr>>,
+    }
+
+    struct Isr {
+        uart: Pl011<Shared>,
+        producer: Producer<'static, u8, RX_QUEUE_BYTES>,
+        stats: &'static RxStats,
+    }
+
+    impl RxControl for TestRx {
+        fn idle(&mut self, _: &dyn Fn() -> bool) {
+            panic!("test read would block");
+        }
+        fn resume(&mut self) {
+            let isr = &mut *self.isr.borrow_mut();
+            isr.uart.resume_rx(isr.stats, &mut isr.producer);
+        }
     }
 
     /// One UART shared by the "interrupt" and the port, as on the board.
@@ -249,16 +298,20 @@ mod tests {
     ) -> (Vec<u8>, &'static RxStats, FifoBus) {
         let queue: &'static mut RxQueue =
             std::boxed::Box::leak(std::boxed::Box::new(RxQueue::new()));
-        let (mut producer, consumer) = queue.split();
+        let (producer, consumer) = queue.split();
         let stats: &'static RxStats = std::boxed::Box::leak(std::boxed::Box::new(RxStats::new()));
         let bus = std::rc::Rc::new(std::cell::RefCell::new(FifoBus::default()));
-        bus.borrow_mut().imsc = super::super::pl011::INT_RX;
-        let mut isr_uart = Pl011::new(Shared(bus.clone()), UART0_BASE);
+        bus.borrow_mut().imsc = INT_RX;
+        let isr = std::rc::Rc::new(std::cell::RefCell::new(Isr {
+            uart: Pl011::new(Shared(bus.clone()), UART0_BASE),
+            producer,
+            stats,
+        }));
         let mut port = SerialPort::new(
             Pl011::new(Shared(bus.clone()), UART0_BASE),
             consumer,
             stats,
-            no_idle,
+            TestRx { isr: isr.clone() },
         );
         let (mut sent, mut tick) = (0u32, 0u32);
         let mut got = Vec::new();
@@ -274,10 +327,11 @@ mod tests {
             }
             let pending = {
                 let b = bus.borrow();
-                b.imsc != 0 && !b.fifo.is_empty()
+                b.ris && b.imsc & INT_RX != 0
             };
             if pending {
-                isr_uart.drain_rx_fifo(stats, &mut producer);
+                let isr = &mut *isr.borrow_mut();
+                isr.uart.drain_rx_fifo(stats, &mut isr.producer);
             }
             let mut buf = [0u8; 4096];
             let n = take(tick).min(buf.len());
@@ -377,14 +431,19 @@ mod tests {
     fn transmit_goes_to_the_data_register() {
         let queue: &'static mut RxQueue =
             std::boxed::Box::leak(std::boxed::Box::new(RxQueue::new()));
-        let (_p, consumer) = queue.split();
+        let (producer, consumer) = queue.split();
         let stats: &'static RxStats = std::boxed::Box::leak(std::boxed::Box::new(RxStats::new()));
         let bus = std::rc::Rc::new(std::cell::RefCell::new(FifoBus::default()));
+        let isr = std::rc::Rc::new(std::cell::RefCell::new(Isr {
+            uart: Pl011::new(Shared(bus.clone()), UART0_BASE),
+            producer,
+            stats,
+        }));
         let mut port = SerialPort::new(
             Pl011::new(Shared(bus.clone()), UART0_BASE),
             consumer,
             stats,
-            no_idle,
+            TestRx { isr },
         );
         embedded_io::Write::write_all(&mut port, b"hi\r\n").unwrap();
         assert_eq!(bus.borrow().tx, b"hi\r\n");
