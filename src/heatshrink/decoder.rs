@@ -1,9 +1,16 @@
 //! The streaming decoder: a bit accumulator, a token state machine and a fast path.
 //!
 //! State between calls ([`Decoder`], 24 bytes): up to 63 unread bits of input, a
-//! back-reference whose copy did not fit (distance, bytes left) and how much has been
-//! produced (saturating at `2^W`, for references before the start of the stream).
-//! Input is read in place, never buffered beyond those bits.
+//! back-reference whose copy did not fit (distance, bytes left), how much has been
+//! produced (saturating at `2^W`, for references before the start of the stream) and
+//! the strict flag. Input is read in place, never buffered beyond those bits.
+//!
+//! Strict mode ([`Decoder::strict`]) rejects a back-reference reaching before the
+//! start of the stream with [`Error::BeforeStart`] instead of reading zeros. Until
+//! `2^W` bytes have been produced it decodes every token through the byte-at-a-time
+//! path, which checks each distance; after that no reference can reach that far, so
+//! it runs the same hot loop as the default mode (the flag is only looked at outside
+//! it).
 //!
 //! The hot loop ([`Decoder::fast`]) runs while at least 8 input bytes and some
 //! output room are left: it refills a 64-bit accumulator with one unaligned
@@ -38,6 +45,19 @@ pub enum Status {
 /// Bytes a chunked copy may write past its end.
 const SLACK: usize = 16;
 
+/// Why the decode loop stopped (one byte, so the slow path returns it in a
+/// register).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// [`Status::NeedInput`].
+    NeedInput,
+    /// [`Status::OutputFull`].
+    OutputFull,
+    /// Strict mode: the token at the top of the accumulator is a back-reference
+    /// before the stream start ([`Error::BeforeStart`]).
+    BeforeStart,
+}
+
 /// The streaming decoder state. It owns no memory: each call is given the input and
 /// the [`Window`] to decode into (always the same window for one stream).
 #[derive(Debug, Clone)]
@@ -53,6 +73,8 @@ pub struct Decoder {
     copy_left: u16,
     /// Bytes produced so far, saturating at `2^W`.
     produced: u32,
+    /// Reject back-references before the start of the stream.
+    strict: bool,
 }
 
 impl Decoder {
@@ -72,7 +94,32 @@ impl Decoder {
             copy_dist: 0,
             copy_left: 0,
             produced: 0,
+            strict: false,
         }
+    }
+
+    /// Strict mode on or off (off by default): when on, a back-reference reaching
+    /// before the start of the stream is the error [`Error::BeforeStart`] instead of
+    /// reading the zero history.
+    ///
+    /// The format allows such references: the history starts as `2^W` zero bytes,
+    /// and both the reference encoder and [`super::Encoder`] emit them when zero bytes
+    /// appear near the start of the input (for example `00 00` at W=8, L=4 is the
+    /// single token d=1, n=2). Their streams of inputs with zero bytes in the first
+    /// `2^W` are therefore often rejected in strict mode; use it only for streams
+    /// from an encoder that never references the zero history.
+    ///
+    /// Strict mode decodes the first `2^W` output bytes through the byte-at-a-time
+    /// path (slower), then at full speed. [`Decoder::reset`] keeps the setting.
+    #[must_use]
+    pub const fn strict(mut self, on: bool) -> Self {
+        self.strict = on;
+        self
+    }
+
+    /// True in strict mode ([`Decoder::strict`]).
+    pub const fn is_strict(&self) -> bool {
+        self.strict
     }
 
     /// The parameters.
@@ -83,9 +130,10 @@ impl Decoder {
         }
     }
 
-    /// Forgets the current stream (the next byte starts a new one).
+    /// Forgets the current stream (the next byte starts a new one); keeps the
+    /// parameters and the strict setting.
     pub fn reset(&mut self) {
-        *self = Self::with_params(self.params());
+        *self = Self::with_params(self.params()).strict(self.strict);
     }
 
     /// True when a whole token or part of a copy is waiting that needs no more
@@ -122,9 +170,14 @@ impl Decoder {
     /// mirrored [`crate::vmcirc::Ring`] the caller reads them as one slice with
     /// `readable()` and releases them with `consume()`.
     ///
-    /// Errors only when the window is smaller than `2^W + 1` bytes. Malformed input
-    /// cannot make it fail or go out of bounds: every bit string is some sequence
-    /// of tokens.
+    /// Errors when the window is smaller than `2^W + 1` bytes and, in strict mode
+    /// only, with [`Error::BeforeStart`] on a back-reference reaching before the
+    /// start of the stream. In that case the bytes decoded before it are published
+    /// to the window (read them as usual) and the bad token is kept unconsumed, so
+    /// every later `decode` or `finish` returns the same error until
+    /// [`Decoder::reset`] (the input up to that token is held in the decoder, none
+    /// after it is read). Otherwise malformed input cannot make it fail, and nothing
+    /// ever goes out of bounds: every bit string is some sequence of tokens.
     pub fn decode<W: Window + ?Sized>(
         &mut self,
         input: &[u8],
@@ -159,13 +212,30 @@ impl Decoder {
             }
         };
         window.publish(written);
-        Ok((consumed, status))
+        match status {
+            Stop::NeedInput => Ok((consumed, Status::NeedInput)),
+            Stop::OutputFull => Ok((consumed, Status::OutputFull)),
+            Stop::BeforeStart => Err(self.before_start()),
+        }
+    }
+
+    /// The error for the back-reference at the top of the accumulator, which
+    /// `slow_token` left there unconsumed.
+    #[cold]
+    fn before_start(&self) -> Error {
+        let w = u32::from(self.wbits);
+        Error::BeforeStart {
+            distance: (((self.acc << 1) >> (64 - w)) + 1) as u16,
+            // Exact: fewer than the distance, so below the `2^W` saturation.
+            produced: self.produced,
+        }
     }
 
     /// Ends the stream: completes a pending copy if there is room, then checks what
     /// is left. [`Status::OutputFull`]: read and consume the window, then call
     /// again. [`Status::Done`]: everything is decoded (up to 7 bits of padding were
     /// ignored). [`Error::Truncated`]: the input stopped inside a token.
+    /// [`Error::BeforeStart`] (strict mode): as for [`Decoder::decode`].
     ///
     /// Like the reference it cannot tell a stream cut at a token boundary from a
     /// complete one. Call [`Decoder::reset`] before the next stream.
@@ -182,22 +252,24 @@ impl Decoder {
 
     /// The decode loop over one output cursor.
     #[inline(always)]
-    fn run<O: Out>(&mut self, input: &[u8], out: &mut O) -> (usize, Status) {
+    fn run<O: Out>(&mut self, input: &[u8], out: &mut O) -> (usize, Stop) {
         let produced0 = self.produced as usize;
         let wsize = 1usize << self.wbits;
         let mut ip = 0;
         let status = loop {
             if self.copy_left > 0 && !self.pending_copy(out, produced0) {
-                break Status::OutputFull;
+                break Stop::OutputFull;
             }
             if input.len() - ip >= 8 && out.room() > SLACK {
-                ip += if produced0 + out.written() >= wsize {
-                    self.fast::<O, true>(&input[ip..], out, produced0)
-                } else {
-                    self.fast::<O, false>(&input[ip..], out, produced0)
-                };
+                if produced0 + out.written() >= wsize {
+                    ip += self.fast::<O, true>(&input[ip..], out, produced0);
+                } else if !self.strict {
+                    ip += self.fast::<O, false>(&input[ip..], out, produced0);
+                }
+                // Strict and not warm yet: every token goes through `slow_token`,
+                // which checks the distance.
             }
-            if let Some(status) = self.slow_token(input, &mut ip, out) {
+            if let Some(status) = self.slow_token(input, &mut ip, out, produced0) {
                 break status;
             }
         };
@@ -240,11 +312,18 @@ impl Decoder {
     }
 
     /// Decodes one token byte by byte; `Some` when it has to stop. A back-reference
-    /// becomes the pending copy.
+    /// becomes the pending copy; in strict mode one reaching before the start of the
+    /// stream is an error and stays unconsumed.
     #[inline(never)]
-    fn slow_token<O: Out>(&mut self, input: &[u8], ip: &mut usize, out: &mut O) -> Option<Status> {
+    fn slow_token<O: Out>(
+        &mut self,
+        input: &[u8],
+        ip: &mut usize,
+        out: &mut O,
+        produced0: usize,
+    ) -> Option<Stop> {
         if self.nbits == 0 && !self.pull(input, ip) {
-            return Some(Status::NeedInput);
+            return Some(Stop::NeedInput);
         }
         let literal = self.acc >> 63 != 0;
         let need = if literal {
@@ -254,17 +333,23 @@ impl Decoder {
         };
         while self.nbits < need {
             if !self.pull(input, ip) {
-                return Some(Status::NeedInput);
+                return Some(Stop::NeedInput);
             }
         }
         if literal {
             if out.room() == 0 {
-                return Some(Status::OutputFull);
+                return Some(Stop::OutputFull);
             }
             out.lit((self.acc >> 55) as u8);
         } else {
             let (w, l) = (u32::from(self.wbits), u32::from(self.lbits));
-            self.copy_dist = (((self.acc << 1) >> (64 - w)) + 1) as u16;
+            let dist = (((self.acc << 1) >> (64 - w)) + 1) as u16;
+            if self.strict && usize::from(dist) > produced0 + out.written() {
+                // Leave the token in the accumulator: `decode` reports it, and
+                // every later call stops on it again.
+                return Some(Stop::BeforeStart);
+            }
+            self.copy_dist = dist;
             self.copy_left = (((self.acc << (1 + w)) >> (64 - l)) + 1) as u16;
         }
         self.acc <<= need;
@@ -693,6 +778,19 @@ impl<W: Window> StreamDecoder<W> {
         Ok(StreamDecoder { decoder, window })
     }
 
+    /// Strict mode on or off ([`Decoder::strict`]): a back-reference reaching before
+    /// the start of the stream is [`Error::BeforeStart`].
+    #[must_use]
+    pub fn strict(mut self, on: bool) -> Self {
+        self.decoder = self.decoder.strict(on);
+        self
+    }
+
+    /// True in strict mode.
+    pub fn is_strict(&self) -> bool {
+        self.decoder.is_strict()
+    }
+
     /// The window (read decoded bytes from it).
     pub fn window(&self) -> &W {
         &self.window
@@ -733,6 +831,11 @@ impl<W: Window> StreamDecoder<W> {
     /// `output` is full and more output is ready (call again with the rest of the
     /// input), [`Status::NeedInput`] when all input is consumed and all its output
     /// delivered. Any piece sizes work, down to one byte each.
+    ///
+    /// An error ([`Error::BeforeStart`] in strict mode) is returned only once every
+    /// byte decoded before it has been delivered: a call that delivered some returns
+    /// them with [`Status::OutputFull`] even if `output` is not full, and the next
+    /// call returns the error.
     pub fn decode_into(
         &mut self,
         input: &[u8],
@@ -753,7 +856,18 @@ impl<W: Window> StreamDecoder<W> {
                 };
                 return Ok((ip, op, status));
             }
-            let (used, status) = self.decoder.decode(&input[ip..], &mut self.window)?;
+            let (used, status) = match self.decoder.decode(&input[ip..], &mut self.window) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The decoder keeps the error; deliver what came before it first.
+                    op += self.window.drain_into(&mut output[op..]);
+                    return if op > 0 {
+                        Ok((ip, op, Status::OutputFull))
+                    } else {
+                        Err(e)
+                    };
+                }
+            };
             ip += used;
             if status == Status::NeedInput && self.window.buffered() == 0 {
                 return Ok((ip, op, Status::NeedInput));
@@ -763,12 +877,23 @@ impl<W: Window> StreamDecoder<W> {
 
     /// Copy out: ends the stream into `output`. Returns (bytes written, status):
     /// [`Status::OutputFull`] means call again with more output space,
-    /// [`Status::Done`] that everything was delivered.
+    /// [`Status::Done`] that everything was delivered. Errors are returned as in
+    /// [`StreamDecoder::decode_into`], after the bytes decoded before them.
     pub fn finish_into(&mut self, output: &mut [u8]) -> Result<(usize, Status), Error> {
         let mut op = 0;
         loop {
             op += self.window.drain_into(&mut output[op..]);
-            let status = self.decoder.finish(&mut self.window)?;
+            let status = match self.decoder.finish(&mut self.window) {
+                Ok(s) => s,
+                Err(e) => {
+                    op += self.window.drain_into(&mut output[op..]);
+                    return if op > 0 {
+                        Ok((op, Status::OutputFull))
+                    } else {
+                        Err(e)
+                    };
+                }
+            };
             if status == Status::Done && self.window.buffered() == 0 {
                 return Ok((op, Status::Done));
             }
@@ -786,6 +911,183 @@ mod tests {
     #[test]
     fn state_is_small() {
         assert_eq!(core::mem::size_of::<Decoder>(), 24);
+    }
+
+    /// MSB-first bit writer for hand-made streams.
+    #[derive(Default)]
+    struct Bits {
+        bytes: std::vec::Vec<u8>,
+        nbits: usize,
+    }
+
+    impl Bits {
+        fn put(&mut self, v: u32, width: u32) {
+            for k in (0..width).rev() {
+                if self.nbits.is_multiple_of(8) {
+                    self.bytes.push(0);
+                }
+                let bit = (v >> k) & 1;
+                *self.bytes.last_mut().unwrap() |= (bit as u8) << (7 - self.nbits % 8);
+                self.nbits += 1;
+            }
+        }
+        fn lit(&mut self, b: u8) -> &mut Self {
+            self.put(0x100 | u32::from(b), 9);
+            self
+        }
+        fn bref(&mut self, w: u32, l: u32, d: u32, n: u32) -> &mut Self {
+            self.put(0, 1);
+            self.put(d - 1, w);
+            self.put(n - 1, l);
+            self
+        }
+    }
+
+    /// Decodes all of `stream` in one call (plus finish) into a fresh modular ring.
+    fn decode_once(dec: &mut Decoder, stream: &[u8]) -> Result<std::vec::Vec<u8>, Error> {
+        let mut win = crate::vmcirc::ModularRing::new(std::vec![0x5Au8; 70_000]).unwrap();
+        let r = dec
+            .decode(stream, &mut win)
+            .and_then(|_| dec.finish(&mut win));
+        let (a, b) = win.peek();
+        let out = [a, b].concat();
+        r.map(|s| {
+            assert_eq!(s, Status::Done);
+            out
+        })
+    }
+
+    #[test]
+    fn strict_rejects_the_zero_history_example() {
+        // `00 08` at W=8, L=4: d=1, n=2 at the stream start (shared format notes).
+        let mut dec = Decoder::new(8, 4).unwrap();
+        assert!(!dec.is_strict());
+        assert_eq!(decode_once(&mut dec, &[0x00, 0x08]), Ok(std::vec![0, 0]));
+
+        let mut dec = Decoder::new(8, 4).unwrap().strict(true);
+        assert!(dec.is_strict());
+        let want = Error::BeforeStart {
+            distance: 1,
+            produced: 0,
+        };
+        assert_eq!(decode_once(&mut dec, &[0x00, 0x08]), Err(want));
+        assert_eq!(
+            std::format!("{want}"),
+            "heatshrink back-reference 1 bytes back, but only 0 bytes decoded so far"
+        );
+        // `reset` keeps the setting, `strict(false)` turns it off.
+        dec.reset();
+        assert!(dec.is_strict());
+        let mut dec = dec.strict(false);
+        dec.reset();
+        assert_eq!(decode_once(&mut dec, &[0x00, 0x08]), Ok(std::vec![0, 0]));
+    }
+
+    #[test]
+    fn strict_error_keeps_earlier_output_and_repeats() {
+        // 20 literals (so the hot loop would run), then a reference 21 back, then
+        // more tokens that must never be decoded.
+        let (w, l) = (8, 4);
+        let mut s = Bits::default();
+        for i in 0..20u8 {
+            s.lit(b'a' + i);
+        }
+        s.bref(w, l, 21, 3).lit(b'z').bref(w, l, 1, 16).lit(b'y');
+        let stream = s.bytes.clone();
+        let text: std::vec::Vec<u8> = (0..20u8).map(|i| b'a' + i).collect();
+
+        let mut win = crate::vmcirc::ModularRing::new(std::vec![0u8; 300]).unwrap();
+        let mut dec = Decoder::new(w as u8, l as u8).unwrap().strict(true);
+        let bad = Error::BeforeStart {
+            distance: 21,
+            produced: 20,
+        };
+        let want = Err(bad);
+        assert_eq!(dec.decode(&stream, &mut win), want);
+        // The 20 literals are published; nothing else was written.
+        assert_eq!(win.peek(), (&text[..], &[][..]));
+        // The bad token stays: again, with or without input, and from finish.
+        let (acc, nbits) = (dec.acc, dec.nbits);
+        assert_eq!(dec.decode(&stream[20..], &mut win), want);
+        assert_eq!(dec.decode(&[], &mut win), want);
+        assert_eq!(dec.finish(&mut win), Err(bad));
+        assert_eq!((dec.acc, dec.nbits), (acc, nbits));
+        assert_eq!(win.peek(), (&text[..], &[][..]));
+
+        // The default mode reads zeros there and goes on.
+        let mut dec = Decoder::new(w as u8, l as u8).unwrap();
+        let mut want = text.clone();
+        want.extend_from_slice(&[0, b'a', b'b', b'z']);
+        want.extend(std::iter::repeat_n(b'z', 16));
+        want.push(b'y');
+        assert_eq!(decode_once(&mut dec, &stream), Ok(want));
+    }
+
+    #[test]
+    fn strict_error_after_a_pending_copy_in_one_byte_pieces() {
+        // A literal, a valid reference longer than the room (it becomes a pending
+        // copy over several calls), then a bad reference: the copy completes and
+        // is published, then the error comes, and stays.
+        let (w, l) = (8, 4);
+        let mut s = Bits::default();
+        s.lit(7).bref(w, l, 1, 8).bref(w, l, 20, 2).lit(1);
+        let mut store = std::vec![0u8; 256 + 3];
+        let mut win = crate::vmcirc::ModularRing::new(&mut store[..]).unwrap();
+        let mut dec = Decoder::new(w as u8, l as u8).unwrap().strict(true);
+        let mut out = std::vec::Vec::new();
+        let mut drain = |win: &mut crate::vmcirc::ModularRing<&mut [u8]>| {
+            let mut buf = [0u8; 2];
+            let n = win.drain_into(&mut buf);
+            out.extend_from_slice(&buf[..n]);
+        };
+        let mut err = None;
+        'outer: for b in &s.bytes {
+            let mut input = core::slice::from_ref(b);
+            loop {
+                let r = dec.decode(input, &mut win);
+                drain(&mut win);
+                match r {
+                    Ok((used, st)) => {
+                        input = &input[used..];
+                        if st == Status::NeedInput {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        err = Some(e);
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        let want = Error::BeforeStart {
+            distance: 20,
+            produced: 9,
+        };
+        assert_eq!(err, Some(want));
+        while win.buffered() > 0 {
+            drain(&mut win);
+        }
+        assert_eq!(dec.finish(&mut win), Err(want));
+        assert_eq!(win.buffered(), 0);
+        assert_eq!(out, [7u8; 9]);
+    }
+
+    #[test]
+    fn strict_switches_to_the_hot_loop_once_warm() {
+        // W = 4: the first 16 bytes go byte by byte, the rest through `fast`, with
+        // long streams of in-range references; both modes agree.
+        let (w, l) = (4, 3);
+        let mut s = Bits::default();
+        for i in 0..16u8 {
+            s.lit(i + 1);
+        }
+        for i in 0..3000u32 {
+            s.bref(w, l, 1 + i % 16, 1 + i % 8).lit(i as u8);
+        }
+        let default = decode_once(&mut Decoder::new(4, 3).unwrap(), &s.bytes).unwrap();
+        let strict = decode_once(&mut Decoder::new(4, 3).unwrap().strict(true), &s.bytes);
+        assert_eq!(strict, Ok(default));
     }
 
     #[test]

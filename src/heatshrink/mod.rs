@@ -10,8 +10,9 @@
 //! # Layout
 //!
 //! - [`Params`]: a validated (W, L) pair.
-//! - [`Decoder`]: the streaming decoder state (a bit accumulator and a pending copy,
-//!   24 bytes). It writes into any [`Window`]; it owns no memory and never allocates.
+//! - [`Decoder`]: the streaming decoder state (a bit accumulator, a pending copy and
+//!   the strict flag, 24 bytes). It writes into any [`Window`]; it owns no memory and
+//!   never allocates.
 //! - [`Window`]: where decoded bytes land and the history lives. Implemented for the
 //!   mirrored [`crate::vmcirc::Ring`] (a back-reference is one contiguous copy, and
 //!   the caller reads the output as one slice straight from the ring: zero copy) and
@@ -55,6 +56,30 @@
 //! # }
 //! ```
 //!
+//! # Strict mode
+//!
+//! By default a back-reference reaching before the start of the stream reads zeros,
+//! as in the reference decoder: the format starts the history as `2^W` zero bytes,
+//! and the reference encoder and [`Encoder`] both emit such references when the
+//! input has zero bytes near its start (the stream above is one). [`Decoder::strict`]
+//! (and [`StreamDecoder::strict`], `vmcirc hs decompress --strict`) turns them into
+//! [`Error::BeforeStart`] instead, for streams from encoders that never use the zero
+//! history; streams of the reference encoder and of [`Encoder`] whose input has zero
+//! bytes among its first `2^W` may then be rejected. The bytes decoded before the
+//! bad token stay published and the error repeats on every later call.
+//!
+//! ```
+//! use vmcirc::heatshrink::{Decoder, Error};
+//! use vmcirc::vmcirc::ModularRing;
+//!
+//! let mut win = ModularRing::new([0u8; 300]).unwrap();
+//! let mut dec = Decoder::new(8, 4).unwrap().strict(true);
+//! assert_eq!(
+//!     dec.decode(&[0x00, 0x08], &mut win),
+//!     Err(Error::BeforeStart { distance: 1, produced: 0 })
+//! );
+//! ```
+//!
 //! # Mapping to the reference C API
 //!
 //! | reference (`heatshrink_decoder`) | here |
@@ -64,6 +89,7 @@
 //! | `sink` + `poll` until `POLL_EMPTY` | one [`Decoder::decode`] (or [`StreamDecoder::decode_into`]) call returning [`Status::NeedInput`]: all input consumed, a partly read token is kept |
 //! | `poll` returning `POLL_MORE` | [`Status::OutputFull`]: the window (or output slice) is full; read/consume and call again |
 //! | `finish` returning `FINISH_MORE` / `FINISH_DONE` | [`Decoder::finish`] returning [`Status::OutputFull`] / [`Status::Done`]; unlike the reference it reports a stream cut inside a token ([`Error::Truncated`]) |
+//! | (none: a reference before the stream start reads zeros) | the same by default; [`Decoder::strict`]`(true)` reports it as [`Error::BeforeStart`] from `decode` / `finish` |
 
 mod decoder;
 mod encoder;
@@ -107,6 +133,14 @@ pub enum Error {
         /// Bits of the incomplete token.
         bits: u8,
     },
+    /// Strict mode only ([`Decoder::strict`]): a back-reference reaches before the
+    /// start of the stream (the format reads those bytes as zeros).
+    BeforeStart {
+        /// Its distance, 1..=`2^W`.
+        distance: u16,
+        /// Bytes decoded so far (fewer than `distance`).
+        produced: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -126,6 +160,10 @@ impl fmt::Display for Error {
             Error::Truncated { bits } => {
                 write!(f, "heatshrink stream truncated inside a token ({bits} bits left over)")
             }
+            Error::BeforeStart { distance, produced } => write!(
+                f,
+                "heatshrink back-reference {distance} bytes back, but only {produced} bytes decoded so far"
+            ),
         }
     }
 }

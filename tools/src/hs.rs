@@ -8,11 +8,17 @@
 //!   (no memfd) it falls back to a modular ring and the copy-out API.
 //! - W and L are not in the stream: decompress with the values used to compress.
 //!   The defaults are the reference CLI's, `-w 11 -l 4`.
+//! - `decompress --strict` rejects a back-reference reaching before the start of the
+//!   stream (by default it reads the format's zero history). The reference encoder
+//!   and `hs compress` both emit such references when the input has zero bytes near
+//!   its start, so use it only for streams from encoders that never do. The bytes
+//!   decoded before the bad token are still written.
 //! - `vmcirc hs send`: compress and send to the kernel's `hs` shell command (not
 //!   wired yet).
 //!
-//! Errors (unreadable input, bad W/L, a stream cut inside a token) are returned to
-//! `main`, which prints them on stderr and exits non-zero.
+//! Errors (unreadable input, bad W/L, a stream cut inside a token, a reference
+//! before the stream start with `--strict`) are returned to `main`, which prints
+//! them on stderr and exits non-zero.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -41,6 +47,10 @@ pub enum HsCommand {
     Decompress {
         #[command(flatten)]
         params: HsParams,
+        /// Fail on a back-reference before the start of the stream instead of
+        /// reading zeros (streams of inputs with zeros near the start may use them).
+        #[arg(long)]
+        strict: bool,
         /// Input file (`-` or absent: stdin).
         input: Option<PathBuf>,
         /// Output file (`-` or absent: stdout).
@@ -91,12 +101,16 @@ pub fn run(cmd: HsCommand) -> Result<()> {
         }
         HsCommand::Decompress {
             params,
+            strict,
             input,
             output,
         } => {
             let mut r = open_input(input.as_deref())?;
             let mut w = open_output(output.as_deref())?;
-            decompress(params, &mut r, &mut w)?;
+            let result = decompress(params, strict, &mut r, &mut w);
+            // What was decoded before an error is written too.
+            w.flush().context("hs decompress: writing the output")?;
+            result?;
             w.flush().context("hs decompress: writing the output")?;
             Ok(())
         }
@@ -187,17 +201,25 @@ pub fn compress(params: HsParams, r: &mut dyn Read, w: &mut dyn Write) -> Result
     }
 }
 
-/// Decompresses all of `r` into `w`; returns the bytes written.
-pub fn decompress(params: HsParams, r: &mut dyn Read, w: &mut dyn Write) -> Result<u64> {
-    let mut dec =
-        Decoder::new(params.window_bits, params.lookahead_bits).context("hs decompress")?;
+/// Decompresses all of `r` into `w`; returns the bytes written. `strict`: a
+/// back-reference before the stream start is an error (after writing the bytes
+/// decoded before it) instead of reading zeros.
+pub fn decompress(
+    params: HsParams,
+    strict: bool,
+    r: &mut dyn Read,
+    w: &mut dyn Write,
+) -> Result<u64> {
+    let mut dec = Decoder::new(params.window_bits, params.lookahead_bits)
+        .context("hs decompress")?
+        .strict(strict);
     let window = 1usize << params.window_bits;
     match MirrorRing::with_capacity(window + CHUNK) {
         Ok(ring) => decompress_mirrored(&mut dec, ring, r, w),
         Err(e) => {
             eprintln!("hs: no mirrored ring ({e}); using a modular ring");
             let store = ModularRing::new(vec![0u8; window + CHUNK]).expect("non-empty store");
-            decompress_copy_out(params, store, r, w)
+            decompress_copy_out(params, strict, store, r, w)
         }
     }
 }
@@ -227,17 +249,20 @@ fn decompress_mirrored(
         }
         let mut chunk = &inbuf[..n];
         loop {
-            let (used, status) = dec.decode(chunk, &mut ring).context("hs decompress")?;
-            chunk = &chunk[used..];
+            // Bytes decoded before an error are in the ring: write them first.
+            let result = dec.decode(chunk, &mut ring);
             drain(&mut ring)?;
+            let (used, status) = result.context("hs decompress")?;
+            chunk = &chunk[used..];
             if status == Status::NeedInput {
                 break;
             }
         }
     }
     loop {
-        let status = dec.finish(&mut ring).context("hs decompress")?;
+        let result = dec.finish(&mut ring);
         drain(&mut ring)?;
+        let status = result.context("hs decompress")?;
         if status == Status::Done {
             break;
         }
@@ -248,12 +273,15 @@ fn decompress_mirrored(
 /// Copy out through a modular ring (no mirror available).
 fn decompress_copy_out(
     params: HsParams,
+    strict: bool,
     store: ModularRing<Vec<u8>>,
     r: &mut dyn Read,
     w: &mut dyn Write,
 ) -> Result<u64> {
+    // `decode_into` / `finish_into` deliver every byte decoded before an error.
     let mut dec = StreamDecoder::new(params.window_bits, params.lookahead_bits, store)
-        .context("hs decompress")?;
+        .context("hs decompress")?
+        .strict(strict);
     let mut inbuf = vec![0u8; CHUNK];
     let mut outbuf = vec![0u8; CHUNK];
     let mut total = 0u64;
@@ -306,13 +334,17 @@ mod tests {
             let (n_in, n_out) = compress(params(w, l), &mut &data[..], &mut packed).unwrap();
             assert_eq!((n_in, n_out), (data.len() as u64, packed.len() as u64));
             let mut back = Vec::new();
-            let n = decompress(params(w, l), &mut &packed[..], &mut back).unwrap();
+            let n = decompress(params(w, l), false, &mut &packed[..], &mut back).unwrap();
             assert_eq!(n, data.len() as u64);
             assert!(back == data, "w{w} l{l}");
             let mut back2 = Vec::new();
             let store = ModularRing::new(vec![0u8; (1 << w) + 100]).unwrap();
-            decompress_copy_out(params(w, l), store, &mut &packed[..], &mut back2).unwrap();
+            decompress_copy_out(params(w, l), false, store, &mut &packed[..], &mut back2).unwrap();
             assert!(back2 == data);
+            // No zero bytes in `data`: strict mode decodes it the same.
+            let mut back3 = Vec::new();
+            decompress(params(w, l), true, &mut &packed[..], &mut back3).unwrap();
+            assert!(back3 == data);
         }
     }
 
@@ -320,10 +352,28 @@ mod tests {
     fn errors() {
         let mut out = Vec::new();
         assert!(compress(params(16, 4), &mut &b"x"[..], &mut out).is_err());
-        assert!(decompress(params(8, 8), &mut &b"x"[..], &mut out).is_err());
+        assert!(decompress(params(8, 8), false, &mut &b"x"[..], &mut out).is_err());
         // A back-reference cut after 8 of its 13 bits.
-        let err = decompress(params(8, 4), &mut &[0u8][..], &mut out).unwrap_err();
+        let err = decompress(params(8, 4), false, &mut &[0u8][..], &mut out).unwrap_err();
         assert!(format!("{err:#}").contains("truncated"), "{err:#}");
+        out.clear();
+        let err = decompress(params(8, 4), true, &mut &[0x00u8, 0x08][..], &mut out).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "hs decompress: heatshrink back-reference 1 bytes back, but only 0 bytes decoded so far"
+        );
+        assert!(out.is_empty());
+        decompress(params(8, 4), false, &mut &[0x00u8, 0x08][..], &mut out).unwrap();
+        assert_eq!(out, [0, 0]);
+        // Strict through the copy-out path: "A", then a reference d=2, n=2.
+        let stream = [0xA0u8, 0x80, 0x44];
+        for strict in [false, true] {
+            let mut out = Vec::new();
+            let store = ModularRing::new(vec![0u8; 300]).unwrap();
+            let r = decompress_copy_out(params(8, 4), strict, store, &mut &stream[..], &mut out);
+            assert_eq!(r.is_err(), strict);
+            assert_eq!(out, if strict { &b"A"[..] } else { &b"A\0A"[..] });
+        }
         let send = HsCommand::Send {
             file: "x".into(),
             params: params(8, 4),
