@@ -3,6 +3,7 @@
 #   make            kernel only: build/kernel.elf and build/kernel.img
 #   make run        set up if needed, build, boot the kernel in QEMU (shell on this terminal)
 #   make test       set up if needed, every host test and every QEMU session
+#   make accept     the QEMU sessions, writing received output to their golden files
 #   make clippy     clippy for the host and the kernel target
 #   make sdcard     build/sdcard/ (and build/sdcard.img with mtools) for a real board
 #   make clean
@@ -21,7 +22,7 @@ MACHINE      ?= raspi0
 SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms) $(wildcard tools/scripts/common/*.vms))
 HOST_SCRIPTS := $(sort $(wildcard tools/scripts/common/*.vms))
 
-.PHONY: all kernel setup run test test-host test-qemu clippy fmt sdcard clean objdump tool bench bench-pi
+.PHONY: all kernel setup run test test-host test-qemu accept clippy fmt sdcard clean objdump tool bench bench-pi
 
 all: kernel
 
@@ -72,6 +73,11 @@ test-qemu: tool kernel
 	else fail=$$((fail+1)); failed="$$failed hs-send"; fi; \
 	echo "sessions: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
+
+# Take new output for the sessions' `expect-golden` steps (tools/scripts/golden/):
+# test-qemu with VMCIRC_ACCEPT=1. Review the files (git diff) before committing.
+accept:
+	VMCIRC_ACCEPT=1 $(MAKE) test-qemu
 
 # Host benchmarks (criterion), each ending with a ratio table from the same run.
 bench: setup

@@ -121,6 +121,15 @@ struct ScriptArgs {
     /// Show everything the target sends (on stderr) as it arrives.
     #[arg(short, long)]
     verbose: bool,
+    /// Take new output: each `expect-golden` writes what it received to its golden file
+    /// instead of comparing (also when the environment has VMCIRC_ACCEPT=1).
+    #[arg(long)]
+    accept: bool,
+}
+
+/// `VMCIRC_ACCEPT` set to anything but empty or `0` means `--accept` (for `make accept`).
+fn accept_from_env() -> bool {
+    std::env::var_os("VMCIRC_ACCEPT").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
@@ -163,7 +172,8 @@ fn run_script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
         verbose: args.verbose,
         base_dir: base,
     };
-    let summary = runner::run(link, &lines, &opts);
+    let accept = args.accept || accept_from_env();
+    let summary = runner::run_accepting(link, &lines, &opts, accept);
     Ok(if summary.ok() {
         ExitCode::SUCCESS
     } else if summary.interrupted {

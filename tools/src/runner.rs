@@ -5,7 +5,8 @@
 //! current *window*: the output of the last command, from the end of its echoed line
 //! up to the prompt that follows it (or the N-th prompt for `paste`), or an open
 //! stream after raw input typed at the prompt. Each `expect*` searches the window from
-//! a cursor that advances past every match.
+//! a cursor that advances past every match; `expect-not*` and `expect-golden` look at
+//! the whole window once its prompt is in.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ pub struct Options {
     pub session_timeout: Duration,
     /// Echo received output to stderr.
     pub verbose: bool,
-    /// Folder that `sendfile` paths are relative to.
+    /// Folder that `sendfile` paths (and `golden/` of `expect-golden`) are relative to.
     pub base_dir: PathBuf,
 }
 
@@ -35,6 +36,10 @@ pub struct Summary {
     pub failed: usize,
     /// Steps not run because of an earlier failure.
     pub skipped: usize,
+    /// `expect-golden` steps whose output was written to the golden file (`--accept`).
+    pub accepted: usize,
+    /// Of those, the files that were created or changed.
+    pub changed: usize,
     /// Stopped by Ctrl-C / SIGTERM.
     pub interrupted: bool,
 }
@@ -49,8 +54,18 @@ impl Summary {
 /// Run `lines` against `link`, printing each step and the summary line; the link (and
 /// any emulator behind it) is shut down before this returns.
 pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
+    run_accepting(link, lines, opts, false)
+}
+
+/// [`run`]; with `accept` (`--accept`), each `expect-golden` writes what it received
+/// to its golden file instead of comparing.
+pub fn run_accepting(link: Link, lines: &[Line], opts: &Options, accept: bool) -> Summary {
     println!("vmcirc script: {}", link.description);
+    if accept {
+        println!("accepting new output: expect-golden steps write their golden files");
+    }
     let mut s = Session::new(link, opts);
+    s.accept = accept;
     let mut sum = Summary::default();
     let counted = |l: &Line| !l.step.is_setting();
     for (idx, line) in lines.iter().enumerate() {
@@ -65,8 +80,22 @@ pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
             }
             continue;
         }
-        match result {
-            Ok(()) => {
+        match (result, s.accepted.take()) {
+            (Ok(()), Some(acc)) => {
+                sum.accepted += 1;
+                sum.changed += usize::from(acc.changed);
+                println!(
+                    "  accepted line {:>3}: {}  ({:.2}s; {})",
+                    line.lineno,
+                    line.source,
+                    t0.elapsed().as_secs_f64(),
+                    acc.note
+                );
+                for l in &acc.diff {
+                    println!("          {l}");
+                }
+            }
+            (Ok(()), None) => {
                 sum.passed += 1;
                 println!(
                     "  ok    line {:>3}: {}  ({:.2}s)",
@@ -75,7 +104,7 @@ pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
                     t0.elapsed().as_secs_f64()
                 );
             }
-            Err(f) => {
+            (Err(f), _) => {
                 let what = s.describe(&line.step);
                 report_failure(&mut s, line.lineno, &line.source, &what, &f, &mut sum);
                 sum.skipped = lines[idx + 1..].iter().filter(|l| counted(l)).count();
@@ -104,14 +133,14 @@ pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
         }
     }
     drop(s);
-    if sum.skipped > 0 {
-        println!(
-            "{} passed, {} failed, {} skipped",
-            sum.passed, sum.failed, sum.skipped
-        );
-    } else {
-        println!("{} passed, {} failed", sum.passed, sum.failed);
+    let mut result = format!("{} passed, {} failed", sum.passed, sum.failed);
+    if sum.accepted > 0 {
+        result += &format!(", {} accepted ({} changed)", sum.accepted, sum.changed);
     }
+    if sum.skipped > 0 {
+        result += &format!(", {} skipped", sum.skipped);
+    }
+    println!("{result}");
     sum
 }
 
@@ -136,7 +165,15 @@ fn report_failure(
         println!("        expected: {what}");
     }
     println!("        but: {}", f.explain());
-    if s.out.raw.is_empty() {
+    if let Fail::Golden { diff, .. } = f {
+        // The diff shows the received output where it matters; no tail.
+        for l in diff {
+            println!("          {l}");
+        }
+        println!(
+            "        if the new output is right, take it with --accept (or VMCIRC_ACCEPT=1) and review the file"
+        );
+    } else if s.out.raw.is_empty() {
         println!("        nothing was received from the target");
     } else {
         // The text the checks saw (terminal control removed), last lines, escaped.
@@ -202,6 +239,11 @@ enum Fail {
     Interrupted,
     SessionTimeout(Duration),
     Other(String),
+    /// The output differs from the golden file: a summary and the line diff.
+    Golden {
+        summary: String,
+        diff: Vec<String>,
+    },
 }
 
 impl Fail {
@@ -217,6 +259,7 @@ impl Fail {
                 format!("the session timeout ({:.0}s) ran out", d.as_secs_f64())
             }
             Fail::Other(s) => s.clone(),
+            Fail::Golden { summary, .. } => summary.clone(),
         }
     }
 }
@@ -421,7 +464,21 @@ struct Session<'o> {
     owed: usize,
     vars: Vars,
     closed: Option<String>,
+    /// `--accept`: `expect-golden` writes its file instead of comparing.
+    accept: bool,
+    /// Set by an `expect-golden` step that wrote its file (`--accept`).
+    accepted: Option<Accepted>,
     opts: &'o Options,
+}
+
+/// What `--accept` did for one `expect-golden` step.
+struct Accepted {
+    /// Whether the file was created or changed.
+    changed: bool,
+    /// For the report: "new file ...", "changed ...", "unchanged ...".
+    note: String,
+    /// What changed (empty for a new or unchanged file).
+    diff: Vec<String>,
 }
 
 impl<'o> Session<'o> {
@@ -440,6 +497,8 @@ impl<'o> Session<'o> {
             owed: 1,
             vars: Vars::default(),
             closed: None,
+            accept: false,
+            accepted: None,
             opts,
         }
     }
@@ -642,6 +701,10 @@ impl<'o> Session<'o> {
                 )
             }
             Step::ExpectNot(t) => format!("no `{}` in {w}", ex(t)),
+            Step::ExpectGolden(name) => format!(
+                "{w} to equal the golden file {}",
+                self.golden_path(name).display()
+            ),
             Step::ExpectNotRe(p) => format!("no match for /{}/ in {w}", p.source),
             Step::WaitPrompt => format!("the prompt `{}` after {w}", esc(&self.prompt)),
             Step::Command(_) | Step::Paste { .. } => format!(
@@ -802,12 +865,8 @@ impl<'o> Session<'o> {
             }
             Step::ExpectNot(text) => {
                 let needle = self.expand(text, None)?;
-                self.finish_window(t)?;
-                let (a, b) = (
-                    self.win.out_start.unwrap_or(self.win.start),
-                    self.win.end.unwrap_or(0),
-                );
-                if let Some(p) = find(&self.out.clean[a..b.max(a)], &needle) {
+                let (a, b) = self.whole_output(t)?;
+                if let Some(p) = find(&self.out.clean[a..b], &needle) {
                     return Err(Fail::Other(format!(
                         "found at offset {p} of the output: `{}`",
                         esc(context(&self.out.clean[a..b], p, needle.len()))
@@ -816,12 +875,8 @@ impl<'o> Session<'o> {
             }
             Step::ExpectNotRe(pat) => {
                 let re = pat.compile(&self.vars).map_err(Fail::Other)?;
-                self.finish_window(t)?;
-                let (a, b) = (
-                    self.win.out_start.unwrap_or(self.win.start),
-                    self.win.end.unwrap_or(0),
-                );
-                if let Some(m) = re.find(&self.out.clean[a..b.max(a)]) {
+                let (a, b) = self.whole_output(t)?;
+                if let Some(m) = re.find(&self.out.clean[a..b]) {
                     return Err(Fail::Other(format!(
                         "matched at offset {} of the output: `{}`",
                         m.start(),
@@ -829,11 +884,87 @@ impl<'o> Session<'o> {
                     )));
                 }
             }
+            Step::ExpectGolden(name) => {
+                let (a, b) = self.whole_output(t)?;
+                let got = self.out.clean[a..b].to_vec();
+                self.golden(name, &got)?;
+            }
             Step::WaitPrompt => {
                 self.finish_window(t)?;
                 self.wait_idle(t)?;
             }
         }
+        Ok(())
+    }
+
+    /// Wait for the window's prompt; the whole output of the window, (start, end).
+    fn whole_output(&mut self, t: Duration) -> Result<(usize, usize), Fail> {
+        self.finish_window(t)?;
+        let a = self.win.out_start.unwrap_or(self.win.start);
+        Ok((a, self.win.end.unwrap_or(0).max(a)))
+    }
+
+    fn golden_path(&self, name: &str) -> PathBuf {
+        self.opts.base_dir.join("golden").join(name)
+    }
+
+    /// Compare `got` with the golden file `name`, or (`--accept`) write it there.
+    fn golden(&mut self, name: &str, got: &[u8]) -> Result<(), Fail> {
+        let path = self.golden_path(name);
+        let shown = path.display();
+        let old = match std::fs::read(&path) {
+            Ok(b) => Some(without_cr(&b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Fail::Other(format!("cannot read {shown}: {e}"))),
+        };
+        if !self.accept {
+            let Some(want) = old else {
+                return Err(Fail::Other(format!(
+                    "the golden file {shown} does not exist; to create it from this output, \
+                     run the script with --accept (or VMCIRC_ACCEPT=1, `make accept`), then read the file"
+                )));
+            };
+            if want == got {
+                return Ok(());
+            }
+            return Err(Fail::Golden {
+                summary: format!(
+                    "the output differs from {shown}: {}",
+                    diff_summary(&want, got)
+                ),
+                diff: line_diff(&want, got, "expected (golden file)"),
+            });
+        }
+        let lines = split_lines(got).len();
+        let acc = match old {
+            Some(want) if want == got => Accepted {
+                changed: false,
+                note: format!("unchanged: {shown}, {}", n_lines(lines)),
+                diff: Vec::new(),
+            },
+            old => {
+                let write = || -> std::io::Result<()> {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::write(&path, got)
+                };
+                write().map_err(|e| Fail::Other(format!("cannot write {shown}: {e}")))?;
+                match old {
+                    None => Accepted {
+                        changed: true,
+                        note: format!("new file: {shown}, {}", n_lines(lines)),
+                        diff: Vec::new(),
+                    },
+                    Some(want) => Accepted {
+                        changed: true,
+                        note: format!("changed: {shown}, {}", diff_summary(&want, got)),
+                        diff: line_diff(&want, got, "golden file before"),
+                    },
+                }
+            }
+        };
+        self.accepted = Some(acc);
         Ok(())
     }
 
@@ -882,6 +1013,180 @@ impl<'o> Session<'o> {
     }
 }
 
+/// A golden file as compared: CRLF line ends read as LF (the output has no `\r`).
+fn without_cr(b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(b.len());
+    for (i, &c) in b.iter().enumerate() {
+        if !(c == b'\r' && b.get(i + 1) == Some(&b'\n')) {
+            v.push(c);
+        }
+    }
+    v
+}
+
+/// Lines with their `\n` (the last one may lack it).
+fn split_lines(b: &[u8]) -> Vec<&[u8]> {
+    b.split_inclusive(|&c| c == b'\n').collect()
+}
+
+/// "first difference at line N (golden file E lines, received R lines)".
+fn diff_summary(want: &[u8], got: &[u8]) -> String {
+    let (w, g) = (split_lines(want), split_lines(got));
+    let first = w.iter().zip(&g).take_while(|(a, b)| a == b).count();
+    format!(
+        "first difference at line {} (golden file {}, received {})",
+        first + 1,
+        n_lines(w.len()),
+        n_lines(g.len())
+    )
+}
+
+fn n_lines(n: usize) -> String {
+    if n == 1 {
+        "1 line".into()
+    } else {
+        format!("{n} lines")
+    }
+}
+
+/// One line of a diff, readable: printable ASCII and tabs as they are, other bytes
+/// as `\xNN`, and a note when the line has no final newline.
+fn show_line(l: &[u8]) -> String {
+    let (body, nl) = match l.strip_suffix(b"\n") {
+        Some(b) => (b, true),
+        None => (l, false),
+    };
+    let mut s = String::new();
+    for &c in body {
+        match c {
+            b'\t' | 0x20..=0x7e => s.push(char::from(c)),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    if !nl {
+        s.push_str("  (no newline at the end)");
+    }
+    s
+}
+
+/// Lines of context around each change in [`line_diff`].
+const DIFF_CONTEXT: usize = 2;
+/// Most diff lines shown.
+const DIFF_MAX_LINES: usize = 60;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Same,
+    Del,
+    Ins,
+}
+
+/// A unified-style line diff of `want` (the golden file) and `got` (received): hunks
+/// `@@ -E,n +R,m @@` of lines marked ` ` (both), `-` (expected only) and `+`
+/// (received only), each with its line number in the golden file and in the output.
+fn line_diff(want: &[u8], got: &[u8], old: &str) -> Vec<String> {
+    let (w, g) = (split_lines(want), split_lines(got));
+    // Common head and tail, then a longest-common-subsequence table for the middle
+    // (or, if that would be huge, the middle as one replaced block).
+    let head = w.iter().zip(&g).take_while(|(a, b)| a == b).count();
+    let tail = w[head..]
+        .iter()
+        .rev()
+        .zip(g[head..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (a, b) = (&w[head..w.len() - tail], &g[head..g.len() - tail]);
+    let mut ops = vec![Op::Same; head];
+    if a.len().saturating_mul(b.len()) <= 4_000_000 {
+        let cols = b.len() + 1;
+        let mut lcs = vec![0u32; (a.len() + 1) * cols];
+        for i in (0..a.len()).rev() {
+            for j in (0..b.len()).rev() {
+                lcs[i * cols + j] = if a[i] == b[j] {
+                    lcs[(i + 1) * cols + j + 1] + 1
+                } else {
+                    lcs[(i + 1) * cols + j].max(lcs[i * cols + j + 1])
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            if i < a.len() && j < b.len() && a[i] == b[j] {
+                ops.push(Op::Same);
+                i += 1;
+                j += 1;
+            } else if j == b.len()
+                || (i < a.len() && lcs[(i + 1) * cols + j] >= lcs[i * cols + j + 1])
+            {
+                ops.push(Op::Del);
+                i += 1;
+            } else {
+                ops.push(Op::Ins);
+                j += 1;
+            }
+        }
+    } else {
+        ops.extend(std::iter::repeat_n(Op::Del, a.len()));
+        ops.extend(std::iter::repeat_n(Op::Ins, b.len()));
+    }
+    ops.extend(std::iter::repeat_n(Op::Same, tail));
+
+    // Positions (golden line, output line) before each op.
+    let mut pos = Vec::with_capacity(ops.len() + 1);
+    let (mut i, mut j) = (0, 0);
+    for op in &ops {
+        pos.push((i, j));
+        match op {
+            Op::Same => (i, j) = (i + 1, j + 1),
+            Op::Del => i += 1,
+            Op::Ins => j += 1,
+        }
+    }
+    pos.push((i, j));
+
+    // Hunks: ranges of ops around the changes.
+    let mut hunks: Vec<(usize, usize)> = Vec::new();
+    for k in (0..ops.len()).filter(|&k| ops[k] != Op::Same) {
+        let (lo, hi) = (
+            k.saturating_sub(DIFF_CONTEXT),
+            (k + 1 + DIFF_CONTEXT).min(ops.len()),
+        );
+        match hunks.last_mut() {
+            Some(h) if lo <= h.1 => h.1 = hi,
+            _ => hunks.push((lo, hi)),
+        }
+    }
+    let mut out = vec![format!("--- {old}"), "+++ received".to_string()];
+    let total: usize = hunks.iter().map(|(lo, hi)| hi - lo + 1).sum();
+    let mut shown = 0;
+    for &(lo, hi) in &hunks {
+        let ((i0, j0), (i1, j1)) = (pos[lo], pos[hi]);
+        let start = |p: usize, n: usize| if n == 0 { p } else { p + 1 };
+        out.push(format!(
+            "@@ -{},{} +{},{} @@",
+            start(i0, i1 - i0),
+            i1 - i0,
+            start(j0, j1 - j0),
+            j1 - j0
+        ));
+        shown += 1;
+        for k in lo..hi {
+            if shown >= DIFF_MAX_LINES {
+                out.push(format!("... ({} more diff lines)", total - shown));
+                return out;
+            }
+            let (i, j) = pos[k];
+            out.push(match ops[k] {
+                Op::Same => format!("  {:>4} {:>4} | {}", i + 1, j + 1, show_line(w[i])),
+                Op::Del => format!("- {:>4} {:>4} | {}", i + 1, "", show_line(w[i])),
+                Op::Ins => format!("+ {:>4} {:>4} | {}", "", j + 1, show_line(g[j])),
+            });
+            shown += 1;
+        }
+    }
+    out
+}
+
 fn context(b: &[u8], at: usize, len: usize) -> &[u8] {
     let a = at.saturating_sub(30);
     let z = (at + len + 30).min(b.len());
@@ -908,6 +1213,55 @@ mod tests {
         assert_eq!(clean(b"tab\there\x1bcok"), b"tab\thereok");
         // Malformed CSI resyncs instead of eating the rest of the output.
         assert_eq!(clean(b"a\x1b[12\nb"), b"a\nb");
+    }
+
+    #[test]
+    fn line_diff_marks_changes_with_line_numbers() {
+        let want = b"a\nb\nc\nd\ne\nf\ng\nh\ni\n";
+        let got = b"a\nb\nC\nd\ne\nf\ng\nh\ni\nj\n";
+        assert_eq!(
+            diff_summary(want, got),
+            "first difference at line 3 (golden file 9 lines, received 10 lines)"
+        );
+        let d = line_diff(want, got, "expected (golden file)");
+        assert_eq!(
+            d,
+            [
+                "--- expected (golden file)",
+                "+++ received",
+                "@@ -1,5 +1,5 @@",
+                "     1    1 | a",
+                "     2    2 | b",
+                "-    3      | c",
+                "+         3 | C",
+                "     4    4 | d",
+                "     5    5 | e",
+                "@@ -8,2 +8,3 @@",
+                "     8    8 | h",
+                "     9    9 | i",
+                "+        10 | j",
+            ]
+        );
+        // Changes close together share a hunk.
+        let d = line_diff(
+            b"a\nb\nc\nd\ne\n",
+            b"A\nb\nc\nd\nE\n",
+            "expected (golden file)",
+        );
+        assert_eq!(d[2], "@@ -1,5 +1,5 @@");
+        assert_eq!(d.len(), 3 + 7);
+        // A missing final newline and unprintable bytes are visible.
+        let d = line_diff(b"x\n", b"x\xff", "expected (golden file)");
+        assert_eq!(d[3], "-    1      | x");
+        assert_eq!(d[4], "+         1 | x\\xff  (no newline at the end)");
+        // Long diffs are cut.
+        let many: Vec<u8> = (0..500)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let d = line_diff(b"", &many, "expected (golden file)");
+        assert_eq!(d.len(), DIFF_MAX_LINES + 3);
+        assert!(d.last().unwrap().starts_with("... ("));
+        assert_eq!(without_cr(b"a\r\nb\r\n\r"), b"a\nb\n\r");
     }
 
     #[test]

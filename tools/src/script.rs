@@ -40,6 +40,7 @@
 //! | `expect-line TEXT` | a whole output line equals TEXT |
 //! | `expect-each N TEMPLATE` | for i in 0..N, a whole line equals TEMPLATE with `{i}` replaced, in this order |
 //! | `expect-not TEXT` / `expect-not-re REGEX` | once the prompt is back, the *whole* output of the command (not just after the last match) does not contain TEXT / match REGEX |
+//! | `expect-golden NAME` | once the prompt is back, the *whole* output of the command equals the file `golden/NAME` in the script's folder, byte for byte (a golden transcript; see below) |
 //! | `wait-prompt` | the shell is back at the prompt (and idle) |
 //!
 //! Matches move forward: each `expect*` searches after the end of the previous match
@@ -62,6 +63,25 @@
 //! bytes, and pinning `sendgen ... crc32=HEX` proves the tool's generator and CRC
 //! against an outside reference.
 //!
+//! # Golden transcripts
+//!
+//! `expect-golden NAME` compares the output exactly as the other checks see it
+//! (terminal control and `\r` removed, so lines end in `\n`) with
+//! `golden/NAME` next to the script (`tools/scripts/golden/help` for
+//! `tools/scripts/01-boot-shell.vms`); CRLF line ends in the file are read as LF.
+//! NAME is a relative file name: letters, digits, `.`, `_`, `-`, and `/` between
+//! folder names; no `..`, no absolute path. On a mismatch the step fails with a line
+//! diff: the first differing lines, `-` from the golden file and `+` received, with
+//! their line numbers in each. A missing file fails too, saying how to create it.
+//!
+//! Use goldens only for output that is the same on every run (no times, rates,
+//! addresses that vary). To take new output deliberately, run with `--accept` (or
+//! the environment variable `VMCIRC_ACCEPT=1`, which `make accept` sets): every
+//! `expect-golden` then writes what it received to its file instead of comparing, is
+//! reported as `accepted` (new file, changed, with the diff, or unchanged) and
+//! counts as `N accepted` in the result line. Review the files (`git diff`) before
+//! committing them.
+//!
 //! # Settings
 //!
 //! | line | effect |
@@ -80,9 +100,10 @@
 //! # Result
 //!
 //! After the last line the tool checks once more that the shell is idle at the prompt
-//! (it survived), prints `N passed, N failed` (`, N skipped` when a failure stopped the
-//! run early) and exits 0 only if every step held; 1 on a failure, 2 for a bad
-//! script, 130 when interrupted. The emulator (with `--qemu`) is always stopped.
+//! (it survived), prints `N passed, N failed` (`, N accepted (N changed)` with
+//! `--accept`, `, N skipped` when a failure stopped the run early) and exits 0 only
+//! if every step held; 1 on a failure, 2 for a bad script, 130 when interrupted. The
+//! emulator (with `--qemu`) is always stopped.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -222,6 +243,8 @@ pub enum Step {
     ExpectNot(Text),
     /// `expect-not-re REGEX`.
     ExpectNotRe(Pattern),
+    /// `expect-golden NAME`: the whole output equals `golden/NAME` (validated name).
+    ExpectGolden(String),
     /// `wait-prompt`.
     WaitPrompt,
     /// `timeout SECS`.
@@ -277,7 +300,7 @@ fn one_line(s: &str) -> String {
 }
 
 const KEYWORDS: &str = ">, send, paste, raw, sendfile, sendgen, expect, expect-re, expect-line, \
-expect-each, expect-not, expect-not-re, wait-prompt, timeout, sleep, prompt, eol";
+expect-each, expect-not, expect-not-re, expect-golden, wait-prompt, timeout, sleep, prompt, eol";
 
 /// Parse a whole script. Fails on the first bad line.
 pub fn parse(text: &str) -> Result<Vec<Line>, ParseError> {
@@ -367,6 +390,7 @@ fn parse_step(body: &str) -> Result<Step, String> {
         "expect-not" => Step::ExpectNot(text(need("text")?, true, false)?),
         "expect-re" => Step::ExpectRe(pattern(need("a regex")?)?),
         "expect-not-re" => Step::ExpectNotRe(pattern(need("a regex")?)?),
+        "expect-golden" => Step::ExpectGolden(golden_name(need("a file name")?)?),
         "expect-each" => {
             let (count, rest) = count_and_rest(need("a count and a line")?)?;
             Step::ExpectEach {
@@ -384,6 +408,39 @@ fn parse_step(body: &str) -> Result<Step, String> {
         "eol" => Step::Eol(text(arg.unwrap_or(""), false, false)?.literal()),
         _ => return Err(format!("unknown keyword `{kw}` (known: {KEYWORDS})")),
     })
+}
+
+/// A golden file name: relative, plain characters, no `.`/`..` or empty components.
+fn golden_name(a: &str) -> Result<String, String> {
+    let name = a.trim();
+    if name.is_empty() {
+        return Err("`expect-golden` needs a file name".into());
+    }
+    let bad =
+        |why: &str| format!("`expect-golden` needs a plain relative file name, `{name}` {why}");
+    if name.contains(char::is_whitespace) {
+        return Err(bad("has blanks"));
+    }
+    if name.starts_with('/') {
+        return Err(bad("is an absolute path"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+    {
+        return Err(bad(&format!(
+            "contains `{}` (use letters, digits, `.`, `_`, `-`, `/`)",
+            c.escape_default()
+        )));
+    }
+    for part in name.split('/') {
+        match part {
+            "" => return Err(bad("has an empty folder or file name")),
+            "." | ".." => return Err(bad(&format!("contains `{part}`"))),
+            _ => {}
+        }
+    }
+    Ok(name.to_string())
 }
 
 fn count_and_rest(a: &str) -> Result<(usize, &str), String> {
@@ -610,6 +667,41 @@ mod tests {
             one("sendfile data/blob.bin"),
             Step::SendFile("data/blob.bin".into())
         );
+    }
+
+    #[test]
+    fn expect_golden_names() {
+        assert_eq!(one("expect-golden help"), Step::ExpectGolden("help".into()));
+        assert_eq!(
+            one("expect-golden ring/list-after_wrap.txt "),
+            Step::ExpectGolden("ring/list-after_wrap.txt".into())
+        );
+        assert_eq!(
+            one("expect-golden .hidden"),
+            Step::ExpectGolden(".hidden".into())
+        );
+        let bad = [
+            ("expect-golden", "`expect-golden` needs a file name"),
+            ("expect-golden   ", "`expect-golden` needs a file name"),
+            ("expect-golden ../help", "contains `..`"),
+            ("expect-golden a/../../b", "contains `..`"),
+            ("expect-golden ./help", "contains `.`"),
+            ("expect-golden ..", "contains `..`"),
+            ("expect-golden /etc/passwd", "is an absolute path"),
+            ("expect-golden a//b", "has an empty folder or file name"),
+            ("expect-golden dir/", "has an empty folder or file name"),
+            ("expect-golden two words", "has blanks"),
+            ("expect-golden a\\b", "contains `\\\\`"),
+            ("expect-golden C:x", "contains `:`"),
+        ];
+        for (src, want) in bad {
+            let got = err(src);
+            assert!(got.starts_with("line 1: "), "{src:?}: {got:?}");
+            assert!(got.contains(want), "{src:?}: got {got:?}, want {want:?}");
+            assert!(!got.contains('\n'), "multi-line error for {src:?}: {got:?}");
+        }
+        // The line number is the script's.
+        assert!(err("> help\n\nexpect-golden ../x").starts_with("line 3: "));
     }
 
     #[test]

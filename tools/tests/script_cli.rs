@@ -19,10 +19,22 @@ struct Run {
 }
 
 fn run_in(dir: &Path, script: &str, board_flags: &str, extra: &[&str]) -> Run {
+    run_env(dir, script, board_flags, extra, &[])
+}
+
+fn run_env(
+    dir: &Path,
+    script: &str,
+    board_flags: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let file = dir.join("test.vms");
     std::fs::write(&file, script).unwrap();
     let t0 = Instant::now();
     let out = Command::new(BIN)
+        .env_remove("VMCIRC_ACCEPT")
+        .envs(env.iter().copied())
         .arg("script")
         .arg(&file)
         .arg("--exec")
@@ -245,4 +257,165 @@ fn raw_typing_at_the_prompt_is_accounted_for() {
         "",
     );
     assert_eq!(r.code, 0);
+}
+
+/// The fake board's `help` output as the checks see it (no `\r`).
+const FAKE_HELP: &str = "help        list the commands\necho ARGS   print ARGS\n\
+rx LEN      receive LEN raw bytes, print their CRC-32\nexit        quit\n";
+
+const GOLDEN: &str =
+    "> echo one\nexpect-line one\n> help\nexpect-golden help\n> echo two\nexpect-line two\n";
+
+#[test]
+fn golden_match_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("golden")).unwrap();
+    std::fs::write(dir.path().join("golden/help"), FAKE_HELP).unwrap();
+    let r = run_in(dir.path(), GOLDEN, "", &[]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("  ok    line   4: expect-golden help"));
+    assert_eq!(last_line(&r.stdout), "7 passed, 0 failed");
+    // CRLF line ends in the file (a Windows checkout) are read as LF.
+    std::fs::write(
+        dir.path().join("golden/help"),
+        FAKE_HELP.replace('\n', "\r\n"),
+    )
+    .unwrap();
+    assert_eq!(run_in(dir.path(), GOLDEN, "", &[]).code, 0);
+    // In a folder of its own, relative to the script's folder.
+    std::fs::create_dir(dir.path().join("golden/fake")).unwrap();
+    std::fs::write(dir.path().join("golden/fake/help.txt"), FAKE_HELP).unwrap();
+    let r = run_in(dir.path(), "> help\nexpect-golden fake/help.txt\n", "", &[]);
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn golden_mismatch_fails_with_a_line_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("golden")).unwrap();
+    let want = FAKE_HELP.replace("print ARGS", "print the ARGS") + "extra line\n";
+    std::fs::write(dir.path().join("golden/help"), &want).unwrap();
+    let r = run_in(dir.path(), GOLDEN, "", &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(last_line(&r.stdout), "3 passed, 1 failed, 2 skipped");
+    assert!(r.stdout.contains("  FAIL  line   4: expect-golden help"));
+    let path = dir.path().join("golden/help");
+    assert!(r.stdout.contains(&format!(
+        "expected: the output of `> help` (line 3) to equal the golden file {}",
+        path.display()
+    )));
+    assert!(r.stdout.contains(&format!(
+        "but: the output differs from {}: first difference at line 2 (golden file 5 lines, received 4 lines)",
+        path.display()
+    )));
+    for l in [
+        "--- expected (golden file)",
+        "+++ received",
+        "@@ -1,5 +1,4 @@",
+        "     1    1 | help        list the commands",
+        "-    2      | echo ARGS   print the ARGS",
+        "+         2 | echo ARGS   print ARGS",
+        "     4    4 | exit        quit",
+        "-    5      | extra line",
+        "with --accept (or VMCIRC_ACCEPT=1)",
+    ] {
+        assert!(r.stdout.contains(l), "no `{l}` in the report");
+    }
+    // The file is left alone.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), want);
+}
+
+#[test]
+fn a_missing_golden_file_fails_and_says_how_to_create_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(dir.path(), GOLDEN, "", &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("  FAIL  line   4: expect-golden help"));
+    assert!(r.stdout.contains(&format!(
+        "but: the golden file {} does not exist; to create it from this output, run the script with --accept",
+        dir.path().join("golden/help").display()
+    )));
+    // The output it would have written is shown.
+    assert!(r.stdout.contains("          | exit        quit\\n"));
+    assert!(!dir.path().join("golden").exists());
+}
+
+#[test]
+fn accept_writes_the_golden_file_then_a_normal_run_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("golden/help");
+    // New file (the folder is created).
+    let r = run_in(dir.path(), GOLDEN, "", &["--accept"]);
+    assert_eq!(r.code, 0);
+    assert!(r
+        .stdout
+        .contains("  accepted line   4: expect-golden help  ("));
+    assert!(r
+        .stdout
+        .contains(&format!("new file: {}, 4 lines)", path.display())));
+    assert_eq!(
+        last_line(&r.stdout),
+        "6 passed, 0 failed, 1 accepted (1 changed)"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), FAKE_HELP);
+    // A normal run against it passes.
+    let r = run_in(dir.path(), GOLDEN, "", &[]);
+    assert_eq!(r.code, 0);
+    assert_eq!(last_line(&r.stdout), "7 passed, 0 failed");
+    // Accepting the same output again changes nothing.
+    let r = run_in(dir.path(), GOLDEN, "", &["--accept"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("unchanged: "));
+    assert_eq!(
+        last_line(&r.stdout),
+        "6 passed, 0 failed, 1 accepted (0 changed)"
+    );
+    // A stale file is rewritten, and the report shows what changed; VMCIRC_ACCEPT=1
+    // is the same switch (for `make accept`).
+    std::fs::write(&path, "old\n").unwrap();
+    let r = run_env(dir.path(), GOLDEN, "", &[], &[("VMCIRC_ACCEPT", "1")]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains(&format!(
+        "changed: {}, first difference at line 1 (golden file 1 line, received 4 lines))",
+        path.display()
+    )));
+    assert!(r.stdout.contains("--- golden file before"));
+    assert!(r.stdout.contains("-    1      | old"));
+    assert!(r
+        .stdout
+        .contains("+         1 | help        list the commands"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), FAKE_HELP);
+    // VMCIRC_ACCEPT=0 does not accept.
+    std::fs::write(&path, "old\n").unwrap();
+    let r = run_env(dir.path(), GOLDEN, "", &[], &[("VMCIRC_ACCEPT", "0")]);
+    assert_eq!(r.code, 1);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+    // A failure before the golden step writes nothing.
+    std::fs::remove_file(&path).unwrap();
+    let r = run_in(
+        dir.path(),
+        "> echo one\nexpect-line two\n> help\nexpect-golden help\n",
+        "",
+        &["--accept"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_bad_golden_name_is_a_script_error() {
+    for (name, why) in [
+        ("../help", "contains `..`"),
+        ("/tmp/help", "is an absolute path"),
+    ] {
+        let r = run(&format!("> help\nexpect-golden {name}\n"), "");
+        assert_eq!(r.code, 2);
+        assert!(
+            r.stderr.contains(&format!(
+                "line 2: `expect-golden` needs a plain relative file name, `{name}` {why}"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
 }
