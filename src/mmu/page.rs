@@ -382,7 +382,7 @@ pub(crate) mod tests {
         // Exact words: vectors RO+X, text RO+X, rodata RO+XN, data RW+XN.
         assert_eq!(t.raw(0), Some(0x0000_025E));
         assert_eq!(t.raw(8), Some(0x0000_825E));
-        assert_eq!(t.raw(0x1c), Some(0x0001_c25F));
+        assert_eq!(t.raw(0x1c), Some(0x0001_C25F));
         assert_eq!(t.raw(0x20), Some(0x0002_005F));
         assert_eq!(t.page(0x2_0000).unwrap().attrs().access, Access::PrivRw);
         assert_eq!(t.raw(0xff), Some(0x000F_F05F));
