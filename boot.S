@@ -111,6 +111,13 @@ irq_entry:
  * kernel_recover() re-enters the shell in SVC mode. kinds: 0 undefined
  * instruction (lr = insn + 4, ARM state), 1 prefetch abort (lr = insn + 4),
  * 2 data abort (lr = insn + 8), 3 SVC (lr = insn + 4), 4 FIQ.
+ *
+ * A stack overflow is a data abort on the unmapped guard page under the stack
+ * (linker.ld). The handler runs in ABT mode on the ABT stack (r13 is banked
+ * per mode, ARM ARM v6 §A2.4), so it never touches the SVC or IRQ stack that
+ * overflowed; kernel_fault names the stack from the fault address. Only an
+ * overflow of the ABT stack itself cannot be reported (the abort's own push
+ * faults again).
  */
 undef_entry:
     push    {r0-r12, lr}

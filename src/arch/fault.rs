@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use crate::mmu::StackGuard;
+
 /// Which exception was taken (the `kind` argument from boot.S).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
@@ -77,6 +79,24 @@ pub fn status_text(fsr: u32) -> &'static str {
     }
 }
 
+/// For a data abort whose fault address lies in one of `guards` (the unmapped page
+/// under each mode stack, see [`crate::mmu::KernelLayout`]), the mode whose stack
+/// overflowed. The FAR is valid for every data abort that is not an imprecise external
+/// abort (ARM ARM v6 §B4.6.4, *Fault Address Register*; imprecise aborts leave it
+/// unchanged), which a translation fault on a guard page never is.
+pub fn stack_guard_hit(
+    kind: FaultKind,
+    fsr: u32,
+    far: u32,
+    guards: &[StackGuard],
+) -> Option<&'static str> {
+    let imprecise = ((fsr >> 6) & 0x10) | (fsr & 0xf) == 0b10110;
+    if kind != FaultKind::DataAbort || imprecise {
+        return None;
+    }
+    guards.iter().find(|g| g.contains(far)).map(|g| g.mode)
+}
+
 /// Everything the one-line report says.
 #[derive(Debug, Clone, Copy)]
 pub struct FaultReport {
@@ -90,13 +110,26 @@ pub struct FaultReport {
     pub fsr: u32,
     /// The instruction word at `pc`, for undefined instructions.
     pub insn: Option<u32>,
+    /// The mode whose stack guard page `far` lies in ([`stack_guard_hit`]).
+    pub stack_guard: Option<&'static str>,
 }
 
 impl fmt::Display for FaultReport {
     /// `error: data abort at pc=0x0000a1b4: read of 0x90000000: translation
     /// fault, section (address not mapped) (dfsr=0x00000005)` — one line, starting
-    /// with `error: ` as every shell error does.
+    /// with `error: ` as every shell error does; a stack overflow ends with
+    /// ` (stack overflow: SVC stack guard page)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_fault(f)?;
+        match self.stack_guard {
+            Some(mode) => write!(f, " (stack overflow: {mode} stack guard page)"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FaultReport {
+    fn fmt_fault(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "error: {} at pc={:#010x}", self.kind.name(), self.pc)?;
         match self.kind {
             FaultKind::DataAbort => {
@@ -153,6 +186,7 @@ mod tests {
             far: 0x9000_0000,
             fsr: 0x805,
             insn: None,
+            stack_guard: None,
         };
         assert_eq!(
             r.to_string(),
@@ -165,10 +199,76 @@ mod tests {
             far: 0,
             fsr: 0,
             insn: Some(0xe7f0_00f0),
+            stack_guard: None,
         };
         assert_eq!(
             u.to_string(),
             "error: undefined instruction at pc=0x00008000: instruction word 0xe7f000f0"
+        );
+    }
+
+    fn guards() -> [StackGuard; 4] {
+        [
+            StackGuard {
+                mode: "UND",
+                page: 0x0002_a000,
+            },
+            StackGuard {
+                mode: "ABT",
+                page: 0x0002_c000,
+            },
+            StackGuard {
+                mode: "IRQ",
+                page: 0x0002_f000,
+            },
+            StackGuard {
+                mode: "SVC",
+                page: 0x0003_2000,
+            },
+        ]
+    }
+
+    #[test]
+    fn data_abort_in_a_guard_page_names_the_stack() {
+        let g = guards();
+        let dabt = FaultKind::DataAbort;
+        // A push past the bottom of the SVC stack: write, translation fault, page.
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0003_2ff8, &g), Some("SVC"));
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0003_2000, &g), Some("SVC"));
+        assert_eq!(stack_guard_hit(dabt, 0x007, 0x0002_f010, &g), Some("IRQ"));
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0002_a000, &g), Some("UND"));
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0002_cfff, &g), Some("ABT"));
+        // Just outside: the stack's own lowest word, the page below the guard.
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0003_3000, &g), None);
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0003_1ffc, &g), None);
+        assert_eq!(stack_guard_hit(dabt, 0x005, 0x7000_0000, &g), None);
+        // Only data aborts with a valid FAR.
+        assert_eq!(
+            stack_guard_hit(dabt, 0x406, 0x0003_2000, &g),
+            None,
+            "imprecise"
+        );
+        let pabt = FaultKind::PrefetchAbort;
+        assert_eq!(stack_guard_hit(pabt, 0x007, 0x0003_2000, &g), None);
+        assert_eq!(stack_guard_hit(dabt, 0x807, 0x0003_2000, &[]), None);
+    }
+
+    #[test]
+    fn stack_overflow_report_line() {
+        let far = 0x0003_2ff8;
+        let fsr = 0x807;
+        let r = FaultReport {
+            kind: FaultKind::DataAbort,
+            pc: 0x0000_9abc,
+            far,
+            fsr,
+            insn: None,
+            stack_guard: stack_guard_hit(FaultKind::DataAbort, fsr, far, &guards()),
+        };
+        assert_eq!(
+            r.to_string(),
+            "error: data abort at pc=0x00009abc: write of 0x00032ff8: translation fault, page \
+             (address not mapped) (dfsr=0x00000807) (stack overflow: SVC stack guard page)"
         );
     }
 }

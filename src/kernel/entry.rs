@@ -12,15 +12,16 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use heapless::spsc::Producer;
 use vmcirc::arch::cpu;
-use vmcirc::arch::fault::{FaultKind, FaultReport};
+use vmcirc::arch::fault::{stack_guard_hit, FaultKind, FaultReport};
 use vmcirc::board::mailbox::{self, FirmwareInfo, PropertyBuffer};
 use vmcirc::board::mmio::Mmio;
 use vmcirc::board::{irq, UART0_BASE, UART_CLOCK_HZ};
-use vmcirc::mmu::{cp15, enable_mmu, TranslationTable};
+use vmcirc::mmu::{cp15, enable_mmu, PageTable, TranslationTable};
 use vmcirc::shell::{LineIo, LineState, Shell, HISTORY_BYTES, LINE_BUFFER_BYTES};
 use vmcirc::uart::{Pl011, RxControl, RxQueue, RxStats, SerialPort, RX_QUEUE_BYTES};
 
 use super::console::KernelConsole;
+use super::layout::kernel_layout;
 use super::platform::{BoardPlatform, MemorySource};
 use crate::kprint;
 
@@ -32,6 +33,9 @@ static mut RX_PRODUCER: Option<Producer<'static, u8, RX_QUEUE_BYTES>> = None;
 /// Receive counters (printed by `info`).
 pub static RX_STATS: RxStats = RxStats::new();
 static mut TABLE: TranslationTable = TranslationTable::new();
+/// The second-level table of the first MiB (vectors, kernel image, stacks and their
+/// guard pages), pointed to by `TABLE`'s entry 0.
+static mut LOW_TABLE: PageTable = PageTable::new();
 static mut STATE: Option<KernelState> = None;
 static mut LINE: [u8; LINE_BUFFER_BYTES] = [0; LINE_BUFFER_BYTES];
 static mut HISTORY: [u8; HISTORY_BYTES] = [0; HISTORY_BYTES];
@@ -120,15 +124,25 @@ pub extern "C" fn kernel_main(_r0: u32, machine: u32, atags: u32) -> ! {
     // Whole sections only, and never into the peripherals.
     let ram_bytes = (ram_bytes & !0xf_ffff).min(0x2000_0000);
 
-    // SAFETY: TABLE is touched only here before the MMU is on; afterwards only
-    // through the LiveTable handed back, owned by the platform.
-    let table = unsafe { &mut *addr_of_mut!(TABLE) };
-    if let Err(e) = table.build_boot_map(ram_bytes) {
+    // SAFETY: TABLE and LOW_TABLE are touched only here before the MMU is on;
+    // afterwards TABLE only through the LiveTable handed back (owned by the
+    // platform) and LOW_TABLE only read, through the shared reference below.
+    let (table, low) = unsafe { (&mut *addr_of_mut!(TABLE), &mut *addr_of_mut!(LOW_TABLE)) };
+    let low_pa = low.address() as u32;
+    if let Err(e) = table.build_paged_boot_map(ram_bytes, low, low_pa, &kernel_layout()) {
         panic!("boot map: {e}");
     }
-    // SAFETY: the boot map identity-maps all RAM (code, data, stacks, vectors at
-    // 0) cacheable and the peripherals as device memory; MMU is off; once.
-    let live = unsafe { enable_mmu(table) };
+    // SAFETY: the boot map identity-maps all RAM cacheable and the peripherals as
+    // device memory; in the first MiB the vectors at 0 and .text are executable,
+    // everything the kernel writes (.data, .bss, stacks, the mailbox buffer) is
+    // writable, and only the stack guard pages fault. Both tables are in .bss;
+    // enable_mmu cleans the whole D-cache first, so the walker, whose walks are
+    // inner non-cacheable (cp15::TTBR_WALK_ATTRS), finds them in memory, just as
+    // for the L1 table. The vectors were copied by boot.S before this, so nothing
+    // writes to the now read-only page 0 or .text. MMU off; once.
+    let mut live = unsafe { enable_mmu(table) };
+    // SAFETY: LOW_TABLE is never written again (see above).
+    live.attach_page_table(unsafe { &*core::ptr::addr_of!(LOW_TABLE) }, low_pa);
 
     // SAFETY: split once, before the interrupt that uses the producer is enabled.
     let (producer, consumer) = unsafe { (*addr_of_mut!(RX_QUEUE)).split() };
@@ -241,6 +255,7 @@ pub extern "C" fn kernel_fault(kind: u32, lr: u32, spsr: u32, _saved: *const u32
         far,
         fsr,
         insn,
+        stack_guard: stack_guard_hit(kind, fsr, far, &kernel_layout().guards),
     };
     kprint!("\n{report}\n");
     if !BOOTED.load(Ordering::Acquire) {

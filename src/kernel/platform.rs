@@ -18,6 +18,7 @@ use vmcirc::uart::{RxStats, RX_QUEUE_BYTES};
 
 use super::console::now_us;
 use super::entry::BAUD;
+use super::layout::kernel_layout;
 
 /// Where the RAM size came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +45,10 @@ pub struct BoardPlatform {
     rings: Rings<SectionMirror>,
 }
 
-extern "C" {
-    /// First byte after the kernel image, .bss and stacks (linker.ld).
-    static __kernel_end: u8;
-}
-
-/// RAM below this stays with the kernel (image, stacks, table); ring stores come
-/// from the whole MiBs above it.
+/// RAM below this (`__kernel_end`: image, tables, stacks) stays with the kernel;
+/// ring stores come from the whole MiBs above it.
 fn kernel_end() -> u32 {
-    // Only the symbol's address is taken, never its contents.
-    core::ptr::addr_of!(__kernel_end) as usize as u32
+    kernel_layout().end
 }
 
 impl BoardPlatform {
@@ -91,6 +86,23 @@ fn on_off(b: bool) -> &'static str {
     } else {
         "off"
     }
+}
+
+/// Recurses until the SVC stack runs into its guard page, 1 KiB and more a frame.
+/// Every frame writes its buffer (through `black_box`, so it is neither elided nor
+/// turned into a loop) and uses the result after the call, so the recursion is not a
+/// tail call. The data abort on the guard page abandons all the frames.
+#[inline(never)]
+fn recurse(depth: u32) -> u32 {
+    let mut frame = [0u8; 1024];
+    frame[0] = depth as u8;
+    let frame = core::hint::black_box(&mut frame);
+    // Never true at run time; keeps the recursion from being unconditional.
+    if core::hint::black_box(depth) == u32::MAX {
+        return 0;
+    }
+    let below = recurse(depth + 1);
+    below.wrapping_add(u32::from(frame[depth as usize % frame.len()]))
 }
 
 impl Platform for BoardPlatform {
@@ -238,6 +250,9 @@ impl Platform for BoardPlatform {
                 // SAFETY: a load from unmapped memory takes a data abort, which is
                 // reported and recovered from; the value is never used.
                 unsafe { core::ptr::read_volatile(UNMAPPED as *const u32) };
+            }
+            FaultRequest::StackOverflow => {
+                core::hint::black_box(recurse(0));
             }
         }
         Err(PlatformError::from("fault: the access did not fault"))

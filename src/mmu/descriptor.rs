@@ -1,4 +1,5 @@
-//! ARMv6 short-descriptor first-level (L1) descriptors, as typed `bitfield` values.
+//! ARMv6 short-descriptor first-level (L1) descriptors, and the second-level small page
+//! descriptor ([`SmallPageDescriptor`]), as typed `bitfield` values.
 //!
 //! The layouts are those of the ARM1176JZF-S TRM (DDI 0301H) chapter 6, *Memory
 //! Management Unit*, "Hardware page table translation" / "ARMv6 page table translation
@@ -30,7 +31,7 @@ use core::fmt;
 
 use bitfield::bitfield;
 
-use super::{MmuError, SECTION_MASK};
+use super::{MmuError, PAGE_MASK, PAGE_SHIFT, SECTION_MASK};
 
 /// L1 descriptor type bits \[1:0\] of a fault (unmapped) entry.
 pub const TYPE_FAULT: u32 = 0b00;
@@ -78,8 +79,8 @@ bitfield! {
 
 bitfield! {
     /// A first-level coarse page-table descriptor: points to a 1 KiB second-level table
-    /// of 256 small (4 KiB) / large (64 KiB) page entries. Not used by the section maps
-    /// yet; defined so small pages can be added without touching the L1 layer.
+    /// of 256 small (4 KiB) / large (64 KiB) page entries ([`super::PageTable`]). The boot
+    /// map uses one for the first MiB (vectors, kernel image, stacks and their guards).
     #[derive(Clone, Copy, PartialEq, Eq)]
     pub struct CoarseDescriptor(u32);
     impl Debug;
@@ -175,6 +176,129 @@ impl CoarseDescriptor {
     /// The physical address of the second-level table.
     pub fn table(self) -> u32 {
         self.table_index() << 10
+    }
+}
+
+bitfield! {
+    /// A second-level *extended small page* descriptor (SCTLR.XP = 1): maps one 4 KiB
+    /// page. ARM1176JZF-S TRM (DDI 0301H) §6.11.2, *ARMv6 page table translation subpage
+    /// AP bits disabled*, second-level descriptor formats; ARM ARM v6 (DDI 0100I) §B4.7
+    /// *Hardware page table translation*, "Second-level descriptor":
+    ///
+    /// | bits  | field | meaning                                                   |
+    /// |-------|-------|-----------------------------------------------------------|
+    /// | 31:12 | base  | page base address, physical address bits 31:12            |
+    /// | 11    | nG    | not global                                                |
+    /// | 10    | S     | shared                                                    |
+    /// | 9     | APX   | access permission extension                               |
+    /// | 8:6   | TEX   | type extension (memory type with C and B)                 |
+    /// | 5:4   | AP    | access permissions                                        |
+    /// | 3     | C     | cacheable                                                 |
+    /// | 2     | B     | bufferable                                                |
+    /// | 1     | 1     | small page (bits\[1:0\] = 0b1x)                            |
+    /// | 0     | XN    | execute never                                             |
+    ///
+    /// There is no domain field: a page is in the domain of the L1 coarse descriptor
+    /// that points to its table.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub struct SmallPageDescriptor(u32);
+    impl Debug;
+    u8;
+    /// XN (execute never), bit 0.
+    pub xn, set_xn: 0;
+    /// Small page marker, bit 1 (always 1 for a small page).
+    pub small, set_small: 1;
+    /// B (bufferable), bit 2.
+    pub b, set_b: 2;
+    /// C (cacheable), bit 3.
+    pub c, set_c: 3;
+    /// AP\[1:0\], bits \[5:4\].
+    pub ap, set_ap: 5, 4;
+    /// TEX\[2:0\], bits \[8:6\].
+    pub tex, set_tex: 8, 6;
+    /// APX, bit 9.
+    pub apx, set_apx: 9;
+    /// S (shared), bit 10.
+    pub s, set_s: 10;
+    /// nG (not global), bit 11.
+    pub ng, set_ng: 11;
+    u32;
+    /// Physical page number, bits \[31:12\] (physical address >> 12).
+    pub base_index, set_base_index: 31, 12;
+}
+
+impl SmallPageDescriptor {
+    /// The raw 32-bit descriptor word.
+    pub const fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// Builds a small page descriptor mapping the 4 KiB page at physical address `pa`.
+    ///
+    /// `attrs.domain` is not encoded (pages take the domain of their coarse L1 entry)
+    /// but must still be 0..=15. Errors: [`MmuError::Misaligned`] when `pa` is not 4 KiB
+    /// aligned, [`MmuError::InvalidAttributes`] as for [`SectionDescriptor::new`].
+    pub fn new(pa: u32, attrs: Attrs) -> Result<Self, MmuError> {
+        if pa & PAGE_MASK != 0 {
+            return Err(MmuError::Misaligned { addr: pa });
+        }
+        let (tex, c, b) = attrs.memory.encode().ok_or(MmuError::InvalidAttributes)?;
+        let (apx, ap) = attrs.access.encode().ok_or(MmuError::InvalidAttributes)?;
+        if attrs.domain > 15 {
+            return Err(MmuError::InvalidAttributes);
+        }
+        let mut d = SmallPageDescriptor(0);
+        d.set_small(true);
+        d.set_xn(attrs.execute_never);
+        d.set_b(b);
+        d.set_c(c);
+        d.set_ap(ap);
+        d.set_tex(tex);
+        d.set_apx(apx);
+        d.set_s(attrs.shared);
+        d.set_ng(attrs.not_global);
+        d.set_base_index(pa >> PAGE_SHIFT);
+        Ok(d)
+    }
+
+    /// The physical base address of the page.
+    pub fn base(self) -> u32 {
+        self.base_index() << PAGE_SHIFT
+    }
+
+    /// The attributes this descriptor encodes (domain 0: the domain is the coarse L1
+    /// entry's).
+    pub fn attrs(self) -> Attrs {
+        Attrs {
+            memory: MemoryType::decode(self.tex(), self.c(), self.b()),
+            access: Access::decode(self.apx(), self.ap()),
+            execute_never: self.xn(),
+            domain: 0,
+            shared: self.s(),
+            not_global: self.ng(),
+        }
+    }
+}
+
+/// One decoded second-level (coarse table) entry, SCTLR.XP = 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L2Entry {
+    /// Bits\[1:0\] = 0b00: any access faults (translation fault, page).
+    Fault,
+    /// Bits\[1:0\] = 0b01: a 64 KiB large page (never written by this module).
+    LargePage(u32),
+    /// Bits\[1:0\] = 0b1x: a 4 KiB extended small page.
+    SmallPage(SmallPageDescriptor),
+}
+
+impl L2Entry {
+    /// Decodes a raw L2 word.
+    pub fn decode(raw: u32) -> Self {
+        match raw & 0b11 {
+            0b00 => L2Entry::Fault,
+            0b01 => L2Entry::LargePage(raw),
+            _ => L2Entry::SmallPage(SmallPageDescriptor(raw)),
+        }
     }
 }
 
@@ -690,6 +814,84 @@ mod tests {
         assert_eq!(c.raw(), 0x0001_2441);
         assert_eq!(L1Entry::decode(c.raw()), L1Entry::Coarse(c));
         assert_eq!(c.table(), 0x0001_2400);
+    }
+
+    #[test]
+    fn small_page_exact_words() {
+        // base 0x8 | APX (0x200) | TEX=001 (0x40) | AP=01 (0x10) | C | B | small (0x2)
+        let text = SmallPageDescriptor::new(0x0000_8000, Attrs::normal_wb().read_only()).unwrap();
+        assert_eq!(text.raw(), 0x0000_825E);
+        // RW data, XN in bit 0
+        let data =
+            SmallPageDescriptor::new(0x0001_2000, Attrs::normal_wb().execute_never()).unwrap();
+        assert_eq!(data.raw(), 0x0001_205F);
+        let rodata =
+            SmallPageDescriptor::new(0x000F_F000, Attrs::normal_wb().read_only().execute_never())
+                .unwrap();
+        assert_eq!(rodata.raw(), 0x000F_F25F);
+        // device: B | AP=01 | small | XN
+        let dev = SmallPageDescriptor::new(0x2020_1000, Attrs::device()).unwrap();
+        assert_eq!(dev.raw(), 0x2020_1017);
+        let shared_ng = Attrs {
+            shared: true,
+            not_global: true,
+            ..Attrs::normal_nc()
+        };
+        // TEX=001 | AP=01 | S (0x400) | nG (0x800) | small
+        assert_eq!(
+            SmallPageDescriptor::new(0xFFFF_F000, shared_ng)
+                .unwrap()
+                .raw(),
+            0xFFFF_FC52
+        );
+    }
+
+    #[test]
+    fn small_page_rejects_misaligned_and_invalid() {
+        for pa in [0x0000_0001, 0x0000_0800, 0x0000_8FFF, 0x2020_1004] {
+            assert_eq!(
+                SmallPageDescriptor::new(pa, Attrs::normal_wb()),
+                Err(MmuError::Misaligned { addr: pa })
+            );
+        }
+        assert_eq!(
+            SmallPageDescriptor::new(0, Attrs::normal_wb().with_domain(16)),
+            Err(MmuError::InvalidAttributes)
+        );
+        let bad_ap = Attrs {
+            access: Access::Reserved,
+            ..Attrs::normal_wb()
+        };
+        assert_eq!(
+            SmallPageDescriptor::new(0x1000, bad_ap),
+            Err(MmuError::InvalidAttributes)
+        );
+    }
+
+    #[test]
+    fn small_page_round_trip_and_l2_decoding() {
+        for a in [
+            Attrs::normal_wb(),
+            Attrs::normal_wb().read_only(),
+            Attrs::normal_wb().execute_never(),
+            Attrs::normal_nc().read_only().execute_never(),
+            Attrs::device(),
+            Attrs::strongly_ordered(),
+        ] {
+            let d = SmallPageDescriptor::new(0x0ab3_4000, a).unwrap();
+            assert_eq!(d.attrs(), a, "{a:?} -> {:#010x}", d.raw());
+            assert_eq!(d.base(), 0x0ab3_4000);
+            assert!(d.small());
+            assert_eq!(L2Entry::decode(d.raw()), L2Entry::SmallPage(d));
+        }
+        assert_eq!(L2Entry::decode(0), L2Entry::Fault);
+        assert_eq!(L2Entry::decode(0xFFFF_FFFC), L2Entry::Fault);
+        assert_eq!(
+            L2Entry::decode(0x0001_0001),
+            L2Entry::LargePage(0x0001_0001)
+        );
+        // Bit 0 is XN, not part of the type: 0b11 is an executable-never small page.
+        assert!(matches!(L2Entry::decode(0x0000_1003), L2Entry::SmallPage(d) if d.xn()));
     }
 
     #[test]

@@ -25,12 +25,16 @@ use core::ops::Deref;
 
 use super::cp15::{self, CACHE_LINE};
 use super::{
-    check_span, section_index, Attrs, MmuError, SectionDescriptor, TranslationTable, SECTION_SHIFT,
+    check_span, section_index, Attrs, MmuError, PageTable, SectionDescriptor, TranslationTable,
+    SECTION_SHIFT,
 };
 
 /// The translation table in TTBR0 with the MMU on; see the module docs.
 pub struct LiveTable {
     table: &'static mut TranslationTable,
+    /// The coarse table of the first MiB and its physical address, once attached.
+    /// Read-only: the page map is fixed at boot.
+    low: Option<(&'static PageTable, u32)>,
 }
 
 impl LiveTable {
@@ -43,7 +47,24 @@ impl LiveTable {
     /// it meanwhile), and no other reference to it is used while the `LiveTable` exists.
     /// On other targets nothing is switched and any table will do (tests).
     pub unsafe fn new_unchecked(table: &'static mut TranslationTable) -> Self {
-        LiveTable { table }
+        LiveTable { table, low: None }
+    }
+
+    /// Records the second-level table at physical `pa` that a coarse entry of the table
+    /// points to (the boot map's first MiB), so [`LiveTable::translate`] can follow it.
+    /// Nothing is written to the table or the MMU.
+    pub fn attach_page_table(&mut self, table: &'static PageTable, pa: u32) {
+        self.low = Some((table, pa));
+    }
+
+    /// The physical address `va` translates to, or `None` when it would fault. Unlike
+    /// [`TranslationTable::translate`] (which this shadows), a coarse entry pointing to
+    /// the attached page table is followed into it.
+    pub fn translate(&self, va: u32) -> Option<u32> {
+        match self.low {
+            Some((low, pa)) => self.table.translate_paged(va, low, pa),
+            None => self.table.translate(va),
+        }
     }
 
     /// The table, read-only.
@@ -193,6 +214,24 @@ mod tests {
             );
         }
         assert_eq!(&log[13..], &[Op::FlushBtb, Op::Dsb, Op::PrefetchFlush]);
+    }
+
+    #[test]
+    fn translate_follows_the_attached_page_table() {
+        host::reset_all();
+        let layout = crate::mmu::page::tests::layout();
+        let t: &'static mut TranslationTable = Box::leak(Box::new(TranslationTable::new()));
+        let low: &'static mut PageTable = Box::leak(Box::new(PageTable::new()));
+        t.build_paged_boot_map(64 << 20, low, 0x4_4000, &layout)
+            .unwrap();
+        // SAFETY: host: nothing is switched.
+        let mut live = unsafe { LiveTable::new_unchecked(t) };
+        assert_eq!(live.translate(0x8000), None, "not attached yet");
+        live.attach_page_table(low, 0x4_4000);
+        assert_eq!(live.translate(0x8000), Some(0x8000));
+        assert_eq!(live.translate(0x3_2000), None, "guard page");
+        assert_eq!(live.translate(0x0123_4567), Some(0x0123_4567));
+        assert!(host::take_log().is_empty());
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! ARMv6 short-descriptor translation tables for the ARM1176JZF-S, and the mirrored
 //! section windows the ring buffer lives in.
 //!
-//! Only first-level (L1) 1 MiB sections are used: 4096 entries cover the 4 GiB virtual
-//! space. The split follows the project's generic / CPU / board layering:
+//! First-level (L1) 1 MiB sections map almost everything: 4096 entries cover the 4 GiB
+//! virtual space. The one exception is the first MiB, which goes through a coarse
+//! second-level table of 4 KiB pages ([`PageTable`]) so the kernel image gets per-page
+//! permissions and each mode stack an unmapped guard page. The split follows the
+//! project's generic / CPU / board layering:
 //!
 //! | file            | what                                                             | host-testable |
 //! |-----------------|------------------------------------------------------------------|---------------|
-//! | `descriptor.rs` | typed L1 descriptors (`bitfield`), [`Attrs`] presets             | yes           |
+//! | `descriptor.rs` | typed L1 and L2 descriptors (`bitfield`), [`Attrs`] presets      | yes           |
 //! | `table.rs`      | [`TranslationTable`]: map / unmap / translate, the boot map      | yes           |
+//! | `page.rs`       | [`PageTable`] (L2, small pages), [`KernelLayout`], stack guards  | yes           |
 //! | `live.rs`       | [`LiveTable`]: changes to the table the MMU walks, with maintenance | yes (recorded) |
 //! | `cp15.rs`       | one function per cp15 operation, [`enable_mmu`], [`mmu_state`]   | recorded fake |
 //! | `alloc.rs`      | [`SectionAllocator`] (physical MiB), [`WindowAllocator`] (virtual) | yes         |
@@ -20,7 +24,8 @@
 //!
 //! | virtual                     | physical            | attributes                     |
 //! |-----------------------------|---------------------|--------------------------------|
-//! | `0x0000_0000..ram_bytes`    | identity            | normal WB-WA, priv RW, exec    |
+//! | `0x0000_0000..0x0010_0000`  | identity, 4 KiB pages | normal WB-WA; per page, see [`KernelLayout`]: vectors and `.text` priv RO exec, `.rodata` priv RO XN, the rest priv RW XN, stack guard pages fault |
+//! | `0x0010_0000..ram_bytes`    | identity            | normal WB-WA, priv RW, exec    |
 //! | `ram_bytes..0x2000_0000`    | -                   | fault                          |
 //! | `0x2000_0000..0x2100_0000`  | identity (BCM2835 peripherals) | shared device, priv RW, XN |
 //! | `0x2100_0000..0x8000_0000`  | -                   | fault                          |
@@ -68,6 +73,7 @@ pub mod cp15;
 mod descriptor;
 mod live;
 mod mirror;
+mod page;
 mod table;
 
 use core::fmt;
@@ -75,10 +81,12 @@ use core::fmt;
 pub use alloc::{PhysSections, SectionAllocator, VirtWindow, WindowAllocator, MAX_PHYS_SECTIONS};
 pub use cp15::{enable_mmu, mmu_state, CacheType, MmuState};
 pub use descriptor::{
-    Access, Attrs, CachePolicy, CoarseDescriptor, L1Entry, MemoryType, SectionDescriptor,
+    Access, Attrs, CachePolicy, CoarseDescriptor, L1Entry, L2Entry, MemoryType, SectionDescriptor,
+    SmallPageDescriptor,
 };
 pub use live::LiveTable;
 pub use mirror::{mirror_create, mirror_destroy, SectionMirror};
+pub use page::{KernelLayout, PageTable, StackGuard};
 pub use table::{MappingRun, Runs, TranslationTable};
 
 /// log2 of the section size.
@@ -87,6 +95,12 @@ pub const SECTION_SHIFT: u32 = 20;
 pub const SECTION_SIZE: u32 = 1 << SECTION_SHIFT;
 /// Offset bits within a section.
 pub const SECTION_MASK: u32 = SECTION_SIZE - 1;
+/// log2 of the small page size.
+pub const PAGE_SHIFT: u32 = 12;
+/// One small page: 4 KiB.
+pub const PAGE_SIZE: u32 = 1 << PAGE_SHIFT;
+/// Offset bits within a small page.
+pub const PAGE_MASK: u32 = PAGE_SIZE - 1;
 /// First byte of the BCM2835 peripheral window (ARM physical address).
 pub const PERIPHERAL_BASE: u32 = 0x2000_0000;
 /// One past the last byte of the peripheral window.

@@ -8,8 +8,9 @@
 use core::fmt;
 
 use super::{
-    check_aligned, check_span, section_index, Attrs, L1Entry, MmuError, SectionDescriptor,
-    PERIPHERAL_BASE, PERIPHERAL_END, SECTION_MASK, SECTION_SHIFT, SECTION_SIZE,
+    check_aligned, check_span, section_index, Attrs, CoarseDescriptor, KernelLayout, L1Entry,
+    MmuError, PageTable, SectionDescriptor, PERIPHERAL_BASE, PERIPHERAL_END, SECTION_MASK,
+    SECTION_SHIFT, SECTION_SIZE,
 };
 
 /// An ARMv6 first-level translation table: 4096 words, 16 KiB aligned as TTBR0 with
@@ -72,9 +73,37 @@ impl TranslationTable {
     }
 
     /// The physical address `va` translates to, or `None` when it would fault (or goes
-    /// through a second-level table, which this table does not follow).
+    /// through a second-level table, which this table does not follow: see
+    /// [`TranslationTable::translate_paged`]).
     pub fn translate(&self, va: u32) -> Option<u32> {
         self.section(va).map(|d| d.base() | (va & SECTION_MASK))
+    }
+
+    /// Like [`TranslationTable::translate`], but a coarse entry pointing at `l2_pa` is
+    /// followed into `l2` (the table at that physical address). Coarse entries pointing
+    /// anywhere else give `None`.
+    pub fn translate_paged(&self, va: u32, l2: &PageTable, l2_pa: u32) -> Option<u32> {
+        match self.entry(va) {
+            L1Entry::Section(d) => Some(d.base() | (va & SECTION_MASK)),
+            L1Entry::Coarse(c) if c.table() == l2_pa => l2.translate(va),
+            _ => None,
+        }
+    }
+
+    /// Points the (fault) entry for the section at `va` to the coarse second-level table
+    /// at physical `table_pa`, in domain 0.
+    ///
+    /// Errors: misaligned `va` (1 MiB) or `table_pa` (1 KiB), [`MmuError::AlreadyMapped`]
+    /// when the entry is not a fault.
+    pub fn map_coarse(&mut self, va: u32, table_pa: u32) -> Result<(), MmuError> {
+        check_aligned(va)?;
+        let d = CoarseDescriptor::new(table_pa, 0)?;
+        let i = section_index(va);
+        if self.entries[i] != 0 {
+            return Err(MmuError::AlreadyMapped { va });
+        }
+        self.entries[i] = d.raw();
+        Ok(())
     }
 
     /// Maps the 1 MiB section at virtual `va` to physical `pa`.
@@ -166,6 +195,32 @@ impl TranslationTable {
         self.map_sections(0, 0, ram_sections, Attrs::normal_wb())?;
         let periph = (PERIPHERAL_END - PERIPHERAL_BASE) >> SECTION_SHIFT;
         self.map_sections(PERIPHERAL_BASE, PERIPHERAL_BASE, periph, Attrs::device())
+    }
+
+    /// The boot map of [`TranslationTable::build_boot_map`], except that the first MiB
+    /// goes through the coarse table `low` (at physical `low_pa`) built for `layout` by
+    /// [`PageTable::build_kernel_map`]: the same identity mapping and memory type, with
+    /// per-page permissions (W^X for the kernel image) and a fault page under each mode
+    /// stack.
+    ///
+    /// The caller keeps `low` at `low_pa` for as long as the table is in use, and (like
+    /// this table) in memory the walker can see before the MMU is enabled.
+    /// Errors: those of [`TranslationTable::build_boot_map`],
+    /// [`PageTable::build_kernel_map`], and a misaligned `low_pa`.
+    pub fn build_paged_boot_map(
+        &mut self,
+        ram_bytes: u32,
+        low: &mut PageTable,
+        low_pa: u32,
+        layout: &KernelLayout,
+    ) -> Result<(), MmuError> {
+        // Everything is checked before anything is written.
+        layout.check()?;
+        CoarseDescriptor::new(low_pa, 0)?;
+        self.build_boot_map(ram_bytes)?;
+        low.build_kernel_map(layout)?;
+        self.entries[0] = 0;
+        self.map_coarse(0, low_pa)
     }
 
     /// Every section mapping, coalesced into runs of consecutive virtual and physical
@@ -392,6 +447,84 @@ mod tests {
         t.build_boot_map((256 << 20) + 4096).unwrap(); // partial MiB dropped
         assert_eq!(t.runs().next().unwrap().sections, 256);
         assert_eq!(t.translate(0x1000_0000), None);
+    }
+
+    #[test]
+    fn paged_boot_map_first_mib_through_the_coarse_table() {
+        let layout = crate::mmu::page::tests::layout();
+        let mut t = table();
+        let mut low = Box::new(PageTable::new());
+        let low_pa = 0x0004_4400; // any 1 KiB aligned address will do on the host
+        t.build_paged_boot_map(256 << 20, &mut low, low_pa, &layout)
+            .unwrap();
+        assert_eq!(t.raw(0), Some(low_pa | 0b01), "coarse, domain 0");
+        assert_eq!(
+            t.entry(0),
+            L1Entry::Coarse(CoarseDescriptor::new(low_pa, 0).unwrap())
+        );
+        for i in 1..256 {
+            assert_eq!(
+                t.raw(i),
+                Some(((i as u32) << 20) | 0x140E),
+                "section {i:#x}"
+            );
+        }
+        // The section-only view sees no mapping at 0; the paged one follows the table.
+        assert_eq!(t.translate(0x8000), None);
+        assert_eq!(t.translate_paged(0x8004, &low, low_pa), Some(0x8004));
+        assert_eq!(t.translate_paged(0x3_2010, &low, low_pa), None, "SVC guard");
+        assert_eq!(t.translate_paged(0x3_3010, &low, low_pa), Some(0x3_3010));
+        assert_eq!(
+            t.translate_paged(0x0010_0000, &low, low_pa),
+            Some(0x0010_0000)
+        );
+        assert_eq!(t.translate_paged(0x9000_0000, &low, low_pa), None);
+        assert_eq!(
+            t.translate_paged(0x8000, &low, low_pa + 0x400),
+            None,
+            "other table"
+        );
+        // Runs (and so the shell's `map`) skip the coarse entry: RAM from 1 MiB.
+        let runs: Vec<_> = t.runs().collect();
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].va, runs[0].sections), (0x0010_0000, 255));
+        assert_eq!(t.non_identity_runs().count(), 0);
+        // Section operations leave the coarse entry alone.
+        assert_eq!(
+            t.map_section(0, 0, Attrs::normal_wb()),
+            Err(MmuError::AlreadyMapped { va: 0 })
+        );
+        assert_eq!(t.unmap_section(0), Err(MmuError::NotMapped { va: 0 }));
+        assert_eq!(t.unmap_sections(0, 2), Err(MmuError::NotMapped { va: 0 }));
+        assert!(!t.is_unmapped(0, 1));
+    }
+
+    #[test]
+    fn paged_boot_map_refusals_write_nothing() {
+        let layout = crate::mmu::page::tests::layout();
+        let mut t = table();
+        let mut low = Box::new(PageTable::new());
+        assert_eq!(
+            t.build_paged_boot_map(256 << 20, &mut low, 0x4_4200, &layout),
+            Err(MmuError::Misaligned { addr: 0x4_4200 })
+        );
+        let mut bad = layout;
+        bad.end = 0x20_0000;
+        assert_eq!(
+            t.build_paged_boot_map(256 << 20, &mut low, 0x4_4000, &bad),
+            Err(MmuError::OutOfRange)
+        );
+        assert!((0..4096).all(|i| t.raw(i) == Some(0)));
+        assert!((0..256).all(|i| low.raw(i) == Some(0)));
+        t.build_boot_map(64 << 20).unwrap();
+        assert_eq!(
+            t.map_coarse(0x0010_0000, 0x4_4000),
+            Err(MmuError::AlreadyMapped { va: 0x0010_0000 })
+        );
+        assert_eq!(
+            t.map_coarse(0x0010_0400, 0x4_4000),
+            Err(MmuError::Misaligned { addr: 0x0010_0400 })
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub trait Platform {
     /// Resets the machine. Returns only when that did not happen, after writing
     /// why (e.g. an emulator without a watchdog).
     fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
-    /// Deliberately takes an exception (`fault undef|pabt|dabt`), to show and
+    /// Deliberately takes an exception (`fault undef|pabt|dabt|stack`), to show and
     /// test the fault path. On the board it never returns: the fault handler
     /// reports it and re-enters the shell. Elsewhere it returns an error.
     fn trigger_fault(&mut self, kind: FaultRequest) -> Result<(), PlatformError>;
@@ -123,6 +123,8 @@ pub enum FaultRequest {
     PrefetchAbort,
     /// Load from an unmapped address.
     DataAbort,
+    /// Unbounded recursion on the SVC stack, into its guard page (a data abort).
+    StackOverflow,
 }
 
 /// Writes formatted text to the console, turning `\n` into `\r\n`.
@@ -175,7 +177,7 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "reboot",
         synopsis: "reset the board with the watchdog",
     },
-    CommandHelp { usage: "fault undef|pabt|dabt", synopsis: "deliberately take an exception (the handler reports it, the shell comes back)" },
+    CommandHelp { usage: "fault undef|pabt|dabt|stack", synopsis: "deliberately take an exception (stack: overflow the SVC stack into its guard page); the handler reports it, the shell comes back" },
     CommandHelp {
         usage: "ring new MIB",
         synopsis: "create a ring of MIB MiB mapped twice, make it current",
@@ -462,8 +464,9 @@ fn dispatch<'a, C: Console, P: Platform>(
                 Some("undef") => FaultRequest::Undefined,
                 Some("pabt") => FaultRequest::PrefetchAbort,
                 Some("dabt") => FaultRequest::DataAbort,
+                Some("stack") => FaultRequest::StackOverflow,
                 Some(other) => return Err(ArgError::Extra(other).into()),
-                None => return Err(ArgError::Missing("KIND (undef, pabt or dabt)").into()),
+                None => return Err(ArgError::Missing("KIND (undef, pabt, dabt or stack)").into()),
             };
             no_more(&words, 2)?;
             let _ = embedded_io::Write::flush(out.0);
