@@ -151,6 +151,9 @@ pub struct CommandHelp {
     pub synopsis: &'static str,
 }
 
+/// Width of the usage column in `help`.
+const HELP_COLUMN: usize = 22;
+
 /// Every command, for `help` (and the README).
 pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
@@ -177,7 +180,10 @@ pub const COMMANDS: &[CommandHelp] = &[
         usage: "reboot",
         synopsis: "reset the board with the watchdog",
     },
-    CommandHelp { usage: "fault undef|pabt|dabt|stack", synopsis: "deliberately take an exception (stack: overflow the SVC stack into its guard page); the handler reports it, the shell comes back" },
+    CommandHelp {
+        usage: "fault undef|pabt|dabt|stack",
+        synopsis: "take an exception on purpose (stack: overflow the SVC stack into its guard page); the handler reports it, the shell comes back",
+    },
     CommandHelp {
         usage: "ring new MIB",
         synopsis: "create a ring of MIB MiB mapped twice, make it current",
@@ -410,7 +416,13 @@ fn dispatch<'a, C: Console, P: Platform>(
             no_more(&words, 1)?;
             let _ = out.write_str("commands:\n");
             for c in COMMANDS {
-                let _ = writeln!(out, "  {:<22} {}", c.usage, c.synopsis);
+                // A usage too wide for the column gets a line of its own.
+                if c.usage.len() > HELP_COLUMN {
+                    let _ = writeln!(out, "  {}", c.usage);
+                    let _ = writeln!(out, "  {:HELP_COLUMN$} {}", "", c.synopsis);
+                } else {
+                    let _ = writeln!(out, "  {:<HELP_COLUMN$} {}", c.usage, c.synopsis);
+                }
             }
             let _ = out.write_str("numbers are decimal or 0x-hex; Ctrl-C abandons a line\n");
         }
