@@ -234,6 +234,8 @@ impl Platform for BoardPlatform {
         /// Nothing is mapped here (RAM ends below the peripherals at 0x2000_0000;
         /// the mirror windows start at 0x8000_0000).
         const UNMAPPED: usize = 0x7000_0000;
+        /// The first MiB above the kernel: RAM, data only.
+        const DATA_RAM: usize = 0x0010_0000;
         match kind {
             // SAFETY: this instruction word is permanently undefined in ARM state
             // (the UDF space); the undefined-instruction handler reports it and
@@ -253,6 +255,23 @@ impl Platform for BoardPlatform {
             }
             FaultRequest::StackOverflow => {
                 core::hint::black_box(recurse(0));
+            }
+            // SAFETY: the first MiB above the kernel is RAM mapped execute never,
+            // so the fetch takes a prefetch abort (permission fault), which is
+            // reported and recovered from; it never returns here.
+            FaultRequest::ExecuteData => unsafe {
+                core::arch::asm!("bx {0}", in(reg) DATA_RAM, options(noreturn))
+            },
+            FaultRequest::WriteCode => {
+                let code = super::layout::kernel_layout().text_start as usize as *mut u32;
+                // SAFETY: `code` is the kernel's first instruction word, mapped
+                // read-only, so the store takes a data abort (permission fault),
+                // which is reported and recovered from. Should the mapping be
+                // wrong, the store writes back the word just read: nothing changes.
+                unsafe {
+                    let word = core::ptr::read_volatile(code);
+                    core::ptr::write_volatile(code, word);
+                }
             }
         }
         Err(PlatformError::from("fault: the access did not fault"))

@@ -201,7 +201,7 @@ impl TranslationTable {
     /// goes through the coarse table `low` (at physical `low_pa`) built for `layout` by
     /// [`PageTable::build_kernel_map`]: the same identity mapping and memory type, with
     /// per-page permissions (W^X for the kernel image) and a fault page under each mode
-    /// stack.
+    /// stack; and RAM above the first MiB execute never (it holds no code).
     ///
     /// The caller keeps `low` at `low_pa` for as long as the table is in use, and (like
     /// this table) in memory the walker can see before the MMU is enabled.
@@ -219,6 +219,18 @@ impl TranslationTable {
         CoarseDescriptor::new(low_pa, 0)?;
         self.build_boot_map(ram_bytes)?;
         low.build_kernel_map(layout)?;
+        // RAM above the first MiB only ever holds data (ring stores, free memory):
+        // execute never, so W^X holds for all of RAM, not just the kernel image.
+        let above = (ram_bytes >> SECTION_SHIFT) - 1;
+        if above > 0 {
+            self.unmap_sections(1 << SECTION_SHIFT, above)?;
+            self.map_sections(
+                1 << SECTION_SHIFT,
+                1 << SECTION_SHIFT,
+                above,
+                Attrs::normal_wb().execute_never(),
+            )?;
+        }
         self.entries[0] = 0;
         self.map_coarse(0, low_pa)
     }
@@ -465,8 +477,8 @@ mod tests {
         for i in 1..256 {
             assert_eq!(
                 t.raw(i),
-                Some(((i as u32) << 20) | 0x140E),
-                "section {i:#x}"
+                Some(((i as u32) << 20) | 0x141E),
+                "section {i:#x}: RAM, execute never"
             );
         }
         // The section-only view sees no mapping at 0; the paged one follows the table.

@@ -93,7 +93,7 @@ pub trait Platform {
     /// Resets the machine. Returns only when that did not happen, after writing
     /// why (e.g. an emulator without a watchdog).
     fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
-    /// Deliberately takes an exception (`fault undef|pabt|dabt|stack`), to show and
+    /// Deliberately takes an exception (`fault undef|pabt|dabt|stack|xn|ro`), to show and
     /// test the fault path. On the board it never returns: the fault handler
     /// reports it and re-enters the shell. Elsewhere it returns an error.
     fn trigger_fault(&mut self, kind: FaultRequest) -> Result<(), PlatformError>;
@@ -125,6 +125,12 @@ pub enum FaultRequest {
     DataAbort,
     /// Unbounded recursion on the SVC stack, into its guard page (a data abort).
     StackOverflow,
+    /// Branch into RAM that holds data, mapped execute never (a prefetch abort:
+    /// permission fault).
+    ExecuteData,
+    /// Store to the kernel's code, mapped read-only (a data abort: permission
+    /// fault).
+    WriteCode,
 }
 
 /// Writes formatted text to the console, turning `\n` into `\r\n`.
@@ -181,8 +187,8 @@ pub const COMMANDS: &[CommandHelp] = &[
         synopsis: "reset the board with the watchdog",
     },
     CommandHelp {
-        usage: "fault undef|pabt|dabt|stack",
-        synopsis: "take an exception on purpose (stack: overflow the SVC stack into its guard page); the handler reports it, the shell comes back",
+        usage: "fault undef|pabt|dabt|stack|xn|ro",
+        synopsis: "take an exception on purpose (stack: overflow the SVC stack into its guard page; xn: run data; ro: write code); the handler reports it, the shell comes back",
     },
     CommandHelp {
         usage: "ring new MIB",
@@ -477,8 +483,14 @@ fn dispatch<'a, C: Console, P: Platform>(
                 Some("pabt") => FaultRequest::PrefetchAbort,
                 Some("dabt") => FaultRequest::DataAbort,
                 Some("stack") => FaultRequest::StackOverflow,
+                Some("xn") => FaultRequest::ExecuteData,
+                Some("ro") => FaultRequest::WriteCode,
                 Some(other) => return Err(ArgError::Extra(other).into()),
-                None => return Err(ArgError::Missing("KIND (undef, pabt, dabt or stack)").into()),
+                None => {
+                    return Err(
+                        ArgError::Missing("KIND (undef, pabt, dabt, stack, xn or ro)").into(),
+                    )
+                }
             };
             no_more(&words, 2)?;
             let _ = embedded_io::Write::flush(out.0);
