@@ -66,48 +66,59 @@ fn wl() -> impl Strategy<Value = (u8, u8)> {
     ]
 }
 
-/// Decodes through `window` in `piece`-byte input pieces, draining at most
-/// `drain` bytes per call via `read`; returns the output and the finish result.
+/// Decodes with `dec` through `window` in `piece`-byte input pieces, draining at
+/// most `drain` bytes per call via `read` (giving up once the output passes
+/// `limit`); returns the output (everything published, also before an error) and
+/// the finish result or the first error.
 fn decode_with<W: Window>(
+    dec: &mut Decoder,
     stream: &[u8],
-    w: u8,
-    l: u8,
     window: &mut W,
     piece: usize,
     drain: usize,
     limit: usize,
 ) -> (Vec<u8>, Result<Status, Error>) {
-    let mut dec = Decoder::new(w, l).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; drain];
-    for chunk in stream.chunks(piece) {
-        let mut input = chunk;
-        loop {
-            let (used, status) = dec.decode(input, window).unwrap();
-            input = &input[used..];
-            let n = window.drain_into(&mut buf);
-            out.extend_from_slice(&buf[..n]);
-            if status == Status::NeedInput {
-                break;
-            }
-            if out.len() > limit {
-                return (out, Ok(Status::OutputFull));
-            }
-        }
-    }
-    let fin = loop {
-        match dec.finish(window) {
-            Ok(Status::OutputFull) => {}
-            other => break other,
-        }
+    let mut read = |window: &mut W, out: &mut Vec<u8>| {
         let n = window.drain_into(&mut buf);
         out.extend_from_slice(&buf[..n]);
     };
-    while window.buffered() > 0 {
-        let n = window.drain_into(&mut buf);
-        out.extend_from_slice(&buf[..n]);
+    let mut result = None;
+    'stream: for chunk in stream.chunks(piece) {
+        let mut input = chunk;
+        loop {
+            match dec.decode(input, window) {
+                Ok((used, status)) => {
+                    input = &input[used..];
+                    read(window, &mut out);
+                    if status == Status::NeedInput {
+                        break;
+                    }
+                    if out.len() > limit {
+                        return (out, Ok(Status::OutputFull));
+                    }
+                }
+                Err(e) => {
+                    result = Some(Err(e));
+                    break 'stream;
+                }
+            }
+        }
     }
-    (out, fin)
+    let result = match result {
+        Some(r) => r,
+        None => loop {
+            match dec.finish(window) {
+                Ok(Status::OutputFull) => read(window, &mut out),
+                other => break other,
+            }
+        },
+    };
+    while window.buffered() > 0 {
+        read(window, &mut out);
+    }
+    (out, result)
 }
 
 fn encode(data: &[u8], w: u8, l: u8, in_piece: usize, out_piece: usize) -> Vec<u8> {
@@ -202,7 +213,7 @@ proptest! {
         let ws = 1usize << w;
 
         let mut win = ModularRing::new(vec![0x5Au8; ws + spare]).unwrap();
-        let (got, fin) = decode_with(&stream, w, l, &mut win, piece, drain, limit);
+        let (got, fin) = decode_with(&mut Decoder::new(w, l).unwrap(), &stream, &mut win, piece, drain, limit);
         prop_assert_eq!(&got, &want, "modular ring");
         if left >= 8 {
             prop_assert_eq!(fin, Err(Error::Truncated { bits: left as u8 }));
@@ -213,7 +224,7 @@ proptest! {
         #[cfg(all(unix, feature = "std"))]
         {
             let mut ring = vmcirc::vmcirc::MirrorRing::with_capacity(ws + spare).unwrap();
-            let (got, fin2) = decode_with(&stream, w, l, &mut ring, piece, drain, limit);
+            let (got, fin2) = decode_with(&mut Decoder::new(w, l).unwrap(), &stream, &mut ring, piece, drain, limit);
             prop_assert_eq!(&got, &want, "mirrored ring");
             prop_assert_eq!(fin2, if left >= 8 { Err(Error::Truncated { bits: left as u8 }) } else { Ok(Status::Done) });
         }
@@ -388,7 +399,7 @@ fn strict_expectation(stream: &[u8], w: u8, l: u8) -> (Vec<u8>, Result<Status, E
 /// Zero copy in strict mode through `window`, `piece`-byte input pieces, at most
 /// `drain` bytes read per call. On an error it checks that the error repeats (on
 /// `decode` with and without input, and on `finish`) without publishing anything
-/// more, then reads what was published before it.
+/// more.
 fn strict_decode_with<W: Window>(
     stream: &[u8],
     w: u8,
@@ -399,53 +410,12 @@ fn strict_decode_with<W: Window>(
 ) -> (Vec<u8>, Result<Status, Error>) {
     let mut dec = Decoder::new(w, l).unwrap().strict(true);
     assert!(dec.is_strict());
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; drain];
-    let mut read = |window: &mut W, out: &mut Vec<u8>| {
-        let n = window.drain_into(&mut buf);
-        out.extend_from_slice(&buf[..n]);
-    };
-    let mut result = None;
-    'stream: for chunk in stream.chunks(piece) {
-        let mut input = chunk;
-        loop {
-            match dec.decode(input, window) {
-                Ok((used, status)) => {
-                    input = &input[used..];
-                    read(window, &mut out);
-                    if status == Status::NeedInput {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    result = Some(Err(e));
-                    break 'stream;
-                }
-            }
-        }
-    }
-    let result = match result {
-        Some(r) => r,
-        None => loop {
-            match dec.finish(window) {
-                Ok(Status::OutputFull) => read(window, &mut out),
-                other => break other,
-            }
-        },
-    };
+    let (out, result) = decode_with(&mut dec, stream, window, piece, drain, usize::MAX);
     if let Err(e @ Error::BeforeStart { .. }) = result {
-        let buffered = window.buffered();
         assert_eq!(dec.decode(stream, window), Err(e));
         assert_eq!(dec.decode(&[], window), Err(e));
         assert_eq!(dec.finish(window), Err(e));
-        assert_eq!(
-            window.buffered(),
-            buffered,
-            "published more after the error"
-        );
-    }
-    while window.buffered() > 0 {
-        read(window, &mut out);
+        assert_eq!(window.buffered(), 0, "published more after the error");
     }
     (out, result)
 }

@@ -185,7 +185,10 @@ mod tests {
     use super::*;
     use crate::board::UART0_BASE;
     use heapless::spsc::Producer;
+    use std::boxed::Box;
+    use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::rc::Rc;
     use std::vec::Vec;
 
     #[derive(Default)]
@@ -254,7 +257,7 @@ mod tests {
     /// The test's receive control: reads never block, and resuming runs the
     /// "interrupt handler" side (which owns the producer) directly.
     struct TestRx {
-        isr: std::rc::Rc<std::cell::RefCell<Isr>>,
+        isr: Rc<RefCell<Isr>>,
     }
 
     struct Isr {
@@ -274,7 +277,7 @@ mod tests {
     }
 
     /// One UART shared by the "interrupt" and the port, as on the board.
-    struct Shared(std::rc::Rc<std::cell::RefCell<FifoBus>>);
+    struct Shared(Rc<RefCell<FifoBus>>);
 
     impl Bus for Shared {
         fn read(&mut self, addr: u32) -> u32 {
@@ -284,6 +287,35 @@ mod tests {
             self.0.borrow_mut().write(addr, value)
         }
         fn delay_cycles(&mut self, _: u32) {}
+    }
+
+    type Rig = (
+        SerialPort<'static, Shared, TestRx>,
+        Rc<RefCell<FifoBus>>,
+        Rc<RefCell<Isr>>,
+        &'static RxStats,
+    );
+
+    /// A port and an "interrupt handler" sharing one modelled UART, as on the
+    /// board: the queue's producer belongs to the handler, its consumer to the
+    /// port. Receive interrupts start masked.
+    fn rig() -> Rig {
+        let queue: &'static mut RxQueue = Box::leak(Box::new(RxQueue::new()));
+        let (producer, consumer) = queue.split();
+        let stats: &'static RxStats = Box::leak(Box::new(RxStats::new()));
+        let bus = Rc::new(RefCell::new(FifoBus::default()));
+        let isr = Rc::new(RefCell::new(Isr {
+            uart: Pl011::new(Shared(bus.clone()), UART0_BASE),
+            producer,
+            stats,
+        }));
+        let port = SerialPort::new(
+            Pl011::new(Shared(bus.clone()), UART0_BASE),
+            consumer,
+            stats,
+            TestRx { isr: isr.clone() },
+        );
+        (port, bus, isr, stats)
     }
 
     /// Runs `total` bytes through the line at `per_tick` bytes per tick while the
@@ -296,23 +328,8 @@ mod tests {
         hold_back: bool,
         take: impl Fn(u32) -> usize,
     ) -> (Vec<u8>, &'static RxStats, FifoBus) {
-        let queue: &'static mut RxQueue =
-            std::boxed::Box::leak(std::boxed::Box::new(RxQueue::new()));
-        let (producer, consumer) = queue.split();
-        let stats: &'static RxStats = std::boxed::Box::leak(std::boxed::Box::new(RxStats::new()));
-        let bus = std::rc::Rc::new(std::cell::RefCell::new(FifoBus::default()));
+        let (mut port, bus, isr, stats) = rig();
         bus.borrow_mut().imsc = INT_RX;
-        let isr = std::rc::Rc::new(std::cell::RefCell::new(Isr {
-            uart: Pl011::new(Shared(bus.clone()), UART0_BASE),
-            producer,
-            stats,
-        }));
-        let mut port = SerialPort::new(
-            Pl011::new(Shared(bus.clone()), UART0_BASE),
-            consumer,
-            stats,
-            TestRx { isr: isr.clone() },
-        );
         let (mut sent, mut tick) = (0u32, 0u32);
         let mut got = Vec::new();
         loop {
@@ -402,8 +419,7 @@ mod tests {
     fn threaded_producer_and_consumer_agree() {
         // The queue under real concurrency, interrupt side and shell side on two
         // threads without locks: with backpressure every byte arrives, in order.
-        let queue: &'static mut RxQueue =
-            std::boxed::Box::leak(std::boxed::Box::new(RxQueue::new()));
+        let queue: &'static mut RxQueue = Box::leak(Box::new(RxQueue::new()));
         let (mut producer, mut consumer) = queue.split();
         let total = 2_000_000u32;
         let h = std::thread::spawn(move || {
@@ -429,22 +445,7 @@ mod tests {
 
     #[test]
     fn transmit_goes_to_the_data_register() {
-        let queue: &'static mut RxQueue =
-            std::boxed::Box::leak(std::boxed::Box::new(RxQueue::new()));
-        let (producer, consumer) = queue.split();
-        let stats: &'static RxStats = std::boxed::Box::leak(std::boxed::Box::new(RxStats::new()));
-        let bus = std::rc::Rc::new(std::cell::RefCell::new(FifoBus::default()));
-        let isr = std::rc::Rc::new(std::cell::RefCell::new(Isr {
-            uart: Pl011::new(Shared(bus.clone()), UART0_BASE),
-            producer,
-            stats,
-        }));
-        let mut port = SerialPort::new(
-            Pl011::new(Shared(bus.clone()), UART0_BASE),
-            consumer,
-            stats,
-            TestRx { isr },
-        );
+        let (mut port, bus, _isr, _stats) = rig();
         embedded_io::Write::write_all(&mut port, b"hi\r\n").unwrap();
         assert_eq!(bus.borrow().tx, b"hi\r\n");
         assert!(embedded_hal_nb::serial::Read::read(&mut port).is_err());
