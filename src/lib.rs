@@ -17,6 +17,7 @@
 //! - [`board`]: BCM2835 peripherals (GPIO, system timer, mailbox, watchdog, interrupt
 //!   controller) and the board's memory map.
 //! - [`arch`]: ARM1176 specifics (cp15 identification, exception reporting).
+//! - [`escape`]: how bytes are shown on one printable line (shell and host tool).
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::missing_safety_doc)]
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ extern crate std;
 pub mod arch;
 pub mod board;
 pub mod crc32;
+pub mod escape;
 pub mod heatshrink;
 pub mod mmu;
 pub mod prng;

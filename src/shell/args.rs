@@ -63,16 +63,10 @@ impl fmt::Display for ArgError<'_> {
     }
 }
 
-/// Writes `s` with control and non-ASCII characters escaped, so an error line
-/// stays one printable line whatever the user typed.
+/// Writes `s` with control and non-ASCII characters escaped ([`crate::escape`]), so
+/// an error line stays one printable line whatever the user typed.
 pub fn write_escaped(f: &mut dyn fmt::Write, s: &str) -> fmt::Result {
-    for c in s.chars() {
-        match c {
-            ' '..='~' => f.write_char(c)?,
-            _ => write!(f, "\\u{{{:x}}}", c as u32)?,
-        }
-    }
-    Ok(())
+    crate::escape::write_str(f, s)
 }
 
 /// Splits `line` on ASCII whitespace.
@@ -180,7 +174,7 @@ mod tests {
         assert_eq!(split(&many), Err(ArgError::TooManyWords));
         assert_eq!(
             ArgError::BadNumber("\u{1}é").to_string(),
-            "invalid number '\\u{1}\\u{e9}' (use decimal or 0x-hex)"
+            "invalid number '\\x01\\u{e9}' (use decimal or 0x-hex)"
         );
     }
 }

@@ -134,23 +134,6 @@ fn report_push(
     }
 }
 
-/// Writes `bytes` as text with C-style escapes, in quotes.
-fn write_escaped_bytes(out: &mut dyn fmt::Write, bytes: &[u8]) -> fmt::Result {
-    out.write_char('"')?;
-    for &b in bytes {
-        match b {
-            b'\\' => out.write_str("\\\\")?,
-            b'"' => out.write_str("\\\"")?,
-            b'\n' => out.write_str("\\n")?,
-            b'\r' => out.write_str("\\r")?,
-            b'\t' => out.write_str("\\t")?,
-            0x20..=0x7e => out.write_char(b as char)?,
-            _ => write!(out, "\\x{b:02x}")?,
-        }
-    }
-    out.write_char('"')
-}
-
 /// Text after the first `n` words of `line` (keeps inner spacing).
 fn rest_after_words(line: &str, n: usize) -> &str {
     let mut s = line.trim_start();
@@ -430,7 +413,7 @@ fn cmd_peek<'a, C: Console, P: Platform>(
         None => data.len().min(PEEK_DEFAULT_MAX),
     };
     let mut out = Out(io);
-    let _ = write_escaped_bytes(&mut out, &data[..shown]);
+    let _ = crate::escape::write_quoted(&mut out, &data[..shown]);
     if shown < data.len() {
         let _ = write!(out, " ({} more)", data.len() - shown);
     }
