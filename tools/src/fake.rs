@@ -19,6 +19,9 @@ pub struct FakeArgs {
     /// Never print the prompt after this many commands (a hung shell).
     #[arg(long)]
     hang_after: Option<usize>,
+    /// Ignore Ctrl-C (ring the bell), as a line editor without it would.
+    #[arg(long)]
+    no_ctrl_c: bool,
 }
 
 const MAX_LINE: usize = 200;
@@ -58,7 +61,7 @@ pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
                         }
                     }
                 }
-                0x03 => {
+                0x03 if !args.no_ctrl_c => {
                     out.write_all(b"^C\r\n")?;
                     continue 'prompt;
                 }
@@ -106,22 +109,28 @@ pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
                 out.write_all(rest.join(" ").as_bytes())?;
                 out.write_all(b"\r\n")?;
             }
-            Some("rx") => match words.next().and_then(|w| w.parse::<usize>().ok()) {
+            Some("rx") => match words.next().and_then(|w| w.parse::<u64>().ok()) {
                 Some(len) => {
                     out.flush()?;
-                    let mut data = Vec::with_capacity(len);
-                    for b in input.by_ref().take(len) {
-                        data.push(b?);
+                    // Streamed: any length in constant memory.
+                    let mut crc = vmcirc::crc32::CRC32.digest();
+                    let mut got = 0u64;
+                    for b in input
+                        .by_ref()
+                        .take(usize::try_from(len).unwrap_or(usize::MAX))
+                    {
+                        let mut b = b?;
+                        if args.corrupt_rx && got == len / 2 {
+                            b ^= 0x10;
+                        }
+                        crc.update(&[b]);
+                        got += 1;
                     }
-                    if data.len() < len {
+                    if got < len {
                         out.write_all(b"error: rx: input ended early\r\n")?;
                         return Ok(());
                     }
-                    if args.corrupt_rx && len > 0 {
-                        data[len / 2] ^= 0x10;
-                    }
-                    let crc = vmcirc::crc32::crc32(&data);
-                    write!(out, "rx {len} crc32={crc:08x}\r\n")?;
+                    write!(out, "rx {len} crc32={:08x}\r\n", crc.finalize())?;
                 }
                 None => out.write_all(b"error: rx needs a length\r\n")?,
             },

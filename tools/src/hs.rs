@@ -13,25 +13,31 @@
 //!   and `hs compress` both emit such references when the input has zero bytes near
 //!   its start, so use it only for streams from encoders that never do. The bytes
 //!   decoded before the bad token are still written.
-//! - `vmcirc hs send`: compress and send to the kernel's `hs` shell command (not
-//!   wired yet).
+//! - `vmcirc hs send` ([`crate::hs_send`]) compresses with [`compress`] and sends the
+//!   stream to the kernel's `hs` shell command.
 //!
 //! Errors (unreadable input, bad W/L, a stream cut inside a token, a reference
 //! before the stream start with `--strict`) are returned to `main`, which prints
-//! them on stderr and exits non-zero.
+//! them on stderr and exits non-zero. W, L and the input are checked before the
+//! output is opened, and an output file is written through a temporary file renamed
+//! over it only on success ([`crate::atomic`]): a failure leaves an existing OUT as
+//! it was (and creates none). On stdout the bytes go out as they are produced, so
+//! `decompress` to stdout also delivers what was decoded before an error.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use vmcirc::heatshrink::{Decoder, Encoder, EncoderBuffers, Status, StreamDecoder};
+use anyhow::{Context, Result};
+use vmcirc::heatshrink::{Decoder, Encoder, EncoderBuffers, Params, Status, StreamDecoder};
 use vmcirc::vmcirc::{MirrorRing, ModularRing};
+
+use crate::atomic::AtomicFile;
 
 /// Bytes read, or written, per step.
 const CHUNK: usize = 64 * 1024;
 
-/// The `hs` subcommands.
+/// `hs compress` and `hs decompress` (`hs send` is [`crate::hs_send::SendArgs`]).
 #[derive(clap::Subcommand, Debug)]
 pub enum HsCommand {
     /// Compress IN (default stdin) to OUT (default stdout).
@@ -56,22 +62,6 @@ pub enum HsCommand {
         /// Output file (`-` or absent: stdout).
         output: Option<PathBuf>,
     },
-    /// Compress FILE and send it to the board's `hs` command; check its CRC-32.
-    Send {
-        /// File to send.
-        file: PathBuf,
-        #[command(flatten)]
-        params: HsParams,
-        /// Serial device of the board, e.g. /dev/ttyUSB0.
-        #[arg(long, conflicts_with = "qemu")]
-        port: Option<String>,
-        /// Baud rate for --port.
-        #[arg(long, default_value_t = 115_200)]
-        baud: u32,
-        /// Boot the kernel in QEMU and send to it instead (KERNEL defaults to build/kernel.img).
-        #[arg(long, value_name = "KERNEL", num_args = 0..=1)]
-        qemu: Option<Option<PathBuf>>,
-    },
 }
 
 /// W and L (they travel out of band: use the same for both directions).
@@ -85,48 +75,39 @@ pub struct HsParams {
     pub lookahead_bits: u8,
 }
 
-/// Runs one `hs` subcommand.
+/// Runs `hs compress` or `hs decompress`.
 pub fn run(cmd: HsCommand) -> Result<()> {
-    match cmd {
+    let (what, params, input, output) = match &cmd {
         HsCommand::Compress {
             params,
             input,
             output,
-        } => {
-            let mut r = open_input(input.as_deref())?;
-            let mut w = open_output(output.as_deref())?;
-            compress(params, &mut r, &mut w)?;
-            w.flush().context("hs compress: writing the output")?;
-            Ok(())
-        }
+        } => ("hs compress", params, input, output),
         HsCommand::Decompress {
             params,
-            strict,
             input,
             output,
-        } => {
-            let mut r = open_input(input.as_deref())?;
-            let mut w = open_output(output.as_deref())?;
-            let result = decompress(params, strict, &mut r, &mut w);
-            // What was decoded before an error is written too.
-            w.flush().context("hs decompress: writing the output")?;
-            result?;
-            w.flush().context("hs decompress: writing the output")?;
-            Ok(())
+            ..
+        } => ("hs decompress", params, input, output),
+    };
+    // Everything that can be checked is checked before the output is touched.
+    Params::new(params.window_bits, params.lookahead_bits).context(what)?;
+    let mut r = open_input(input.as_deref())?;
+    let mut w = Output::open(output.as_deref())?;
+    let result = match cmd {
+        HsCommand::Compress { params, .. } => compress(params, &mut r, &mut w).map(drop),
+        HsCommand::Decompress { params, strict, .. } => {
+            decompress(params, strict, &mut r, &mut w).map(drop)
         }
-        HsCommand::Send {
-            file,
-            params,
-            port,
-            baud,
-            qemu,
-        } => {
-            let target = match (port, qemu) {
-                (Some(p), None) => crate::hs_send::Target::Port(p, baud),
-                (None, Some(k)) => crate::hs_send::Target::Qemu(k),
-                _ => bail!("hs send: say where to send: --port DEVICE or --qemu [KERNEL]"),
-            };
-            crate::hs_send::send(&file, params, target)
+    };
+    match result {
+        Ok(()) => w
+            .commit()
+            .with_context(|| format!("{what}: writing the output")),
+        Err(e) => {
+            // Stdout keeps what was produced; a file is left as it was.
+            w.abandon();
+            Err(e)
         }
     }
 }
@@ -141,14 +122,54 @@ fn open_input(path: Option<&Path>) -> Result<Box<dyn Read>> {
     }
 }
 
-fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
-    match path {
-        None => Ok(Box::new(io::stdout().lock())),
-        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdout().lock())),
-        Some(p) => {
-            Ok(Box::new(File::create(p).with_context(|| {
-                format!("hs: creating {}", p.display())
-            })?))
+/// Where the output goes: stdout as it is produced, or a file replaced on success.
+enum Output {
+    Stdout(io::StdoutLock<'static>),
+    File(AtomicFile, PathBuf),
+}
+
+impl Output {
+    fn open(path: Option<&Path>) -> Result<Output> {
+        match path {
+            None => Ok(Output::Stdout(io::stdout().lock())),
+            Some(p) if p == Path::new("-") => Ok(Output::Stdout(io::stdout().lock())),
+            Some(p) => Ok(Output::File(
+                AtomicFile::create(p).with_context(|| format!("hs: creating {}", p.display()))?,
+                p.to_path_buf(),
+            )),
+        }
+    }
+
+    /// Everything was written: flush stdout, or put the file in place.
+    fn commit(self) -> Result<()> {
+        match self {
+            Output::Stdout(mut s) => Ok(s.flush()?),
+            Output::File(f, p) => f
+                .commit()
+                .with_context(|| format!("replacing {}", p.display())),
+        }
+    }
+
+    /// A failure: flush what stdout got; drop the temporary file.
+    fn abandon(self) {
+        if let Output::Stdout(mut s) = self {
+            let _ = s.flush();
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(s) => s.write(buf),
+            Output::File(f, _) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout(s) => s.flush(),
+            Output::File(f, _) => f.flush(),
         }
     }
 }
@@ -374,13 +395,5 @@ mod tests {
             assert_eq!(r.is_err(), strict);
             assert_eq!(out, if strict { &b"A"[..] } else { &b"A\0A"[..] });
         }
-        let send = HsCommand::Send {
-            file: "x".into(),
-            params: params(8, 4),
-            port: None,
-            baud: 115_200,
-            qemu: None,
-        };
-        assert!(run(send).is_err());
     }
 }

@@ -3,27 +3,34 @@
 //! reports for its decoded output are those of the original file.
 //!
 //! The session is an ordinary scripted session (see [`crate::script`]) built on the
-//! fly, so it waits for the prompt, times out and cleans up exactly like
-//! `vmcirc script`.
+//! fly, so it waits for the prompt (attaching to a running board with `--port`),
+//! times out and cleans up exactly like `vmcirc script`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::cancel::Cancel;
 use crate::hs::{compress, HsParams};
-use crate::{link, qemu, runner, script};
+use crate::target::TargetArgs;
+use crate::{runner, script};
 
-/// Where to send.
-pub enum Target {
-    /// A serial port at a baud rate.
-    Port(String, u32),
-    /// The kernel in QEMU.
-    Qemu(Option<PathBuf>),
+/// `vmcirc hs send FILE [-w W -l L] TARGET`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").args(["port", "qemu", "qemu_pty"]).required(true)))]
+pub struct SendArgs {
+    /// File to send.
+    file: PathBuf,
+    #[command(flatten)]
+    params: HsParams,
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
-/// Compresses `file`, sends it, and checks the board's answer.
-pub fn send(file: &Path, params: HsParams, target: Target) -> Result<()> {
+/// Compresses the file, sends it, and checks the board's answer.
+pub fn send(args: &SendArgs, cancel: Cancel) -> Result<()> {
+    let (file, params) = (&args.file, args.params);
     let original =
         std::fs::read(file).with_context(|| format!("hs send: reading {}", file.display()))?;
     let crc = vmcirc::crc32::crc32(&original);
@@ -54,13 +61,7 @@ pub fn send(file: &Path, params: HsParams, target: Target) -> Result<()> {
     );
     let lines =
         script::parse(&text).map_err(|e| anyhow::anyhow!("hs send: internal script: {e}"))?;
-    let link = match target {
-        Target::Port(port, baud) => link::Link::serial(&port, baud)?,
-        Target::Qemu(kernel) => {
-            let kernel = qemu::resolve_kernel(kernel)?;
-            qemu::Qemu::new(kernel, qemu::Machine::Raspi0, &[]).spawn_piped()?
-        }
-    };
+    let (link, start) = args.target.connect(None)?;
     println!(
         "hs send: {} ({} bytes, crc32 {crc:08x}) as {} bytes at W={} L={}",
         file.display(),
@@ -69,12 +70,10 @@ pub fn send(file: &Path, params: HsParams, target: Target) -> Result<()> {
         params.window_bits,
         params.lookahead_bits
     );
-    let opts = runner::Options {
-        step_timeout: Duration::from_secs(30),
-        session_timeout: Duration::from_secs(3600),
-        verbose: false,
-        base_dir: dir,
-    };
+    let mut opts = runner::Options::new(dir, cancel);
+    opts.step_timeout = Duration::from_secs(30);
+    opts.session_timeout = Duration::from_secs(3600);
+    opts.start = start;
     let summary = runner::run(link, &lines, &opts);
     drop(guard);
     if !summary.ok() {

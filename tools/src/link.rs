@@ -1,22 +1,42 @@
 //! A byte link to the target (serial port or a child process on pipes), with a reader
 //! thread and a writer thread so large sends never deadlock against unread output.
 //!
-//! The reader thread pushes everything the target sends into an unbounded channel as
-//! soon as it arrives; the writer thread writes queued payloads in chunks and reports
-//! when each is fully written. The session loop waits on both with timeouts, so a
-//! target that stops reading or stops answering turns into a failed step, never a
-//! hang. A child process runs in its own process group with `PR_SET_PDEATHSIG`, and
-//! dropping the [`Link`] kills the whole group and reaps the child.
+//! The reader thread pushes what the target sends into a bounded channel (at most
+//! [`QUEUED_READS`] reads of 16 KiB wait there; when it is full the reader waits, so
+//! a flooding target is slowed down to the session's pace instead of filling memory);
+//! the writer thread writes queued payloads in chunks and reports when each is fully
+//! written. The session loop waits on both with timeouts, so a target that stops
+//! reading or stops answering turns into a failed step, never a hang.
+//!
+//! A child process runs in its own process group with `PR_SET_PDEATHSIG`, and
+//! dropping the [`Link`] kills the whole group and reaps the child. A serial link
+//! may own a child too (QEMU behind a pty, [`Link::with_child`]).
 
 use std::io::{self, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use anyhow::Context;
+use rustix::process::Signal;
+
+/// Reads from the target that may wait for the session (16 KiB each).
+pub const QUEUED_READS: usize = 64;
+/// How long a child asked to stop ([`Stop::Ask`]) may take before it is killed.
+pub const STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// How a [`Link`] ends its child process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGKILL to its process group.
+    Kill,
+    /// SIGTERM to the child, which cleans up; SIGKILL to the group after
+    /// [`STOP_WAIT`].
+    Ask,
+}
 
 /// Something the reader thread observed.
 pub enum Event {
@@ -35,6 +55,7 @@ pub struct Link {
     written: Receiver<io::Result<usize>>,
     stop: Arc<AtomicBool>,
     child: Option<Child>,
+    stop_child: Stop,
     stderr: Option<Arc<Mutex<Vec<u8>>>>,
     /// Bytes per second the link can carry, if it is a real serial line.
     pub bytes_per_sec: Option<u32>,
@@ -48,7 +69,7 @@ impl Link {
         chunk: usize,
         stop: Arc<AtomicBool>,
     ) -> Link {
-        let (ev_tx, events) = mpsc::channel();
+        let (ev_tx, events) = mpsc::sync_channel(QUEUED_READS);
         let reader_stop = stop.clone();
         thread::spawn(move || read_loop(reader, ev_tx, reader_stop));
         let (jobs, job_rx) = mpsc::channel::<Vec<u8>>();
@@ -62,69 +83,51 @@ impl Link {
             written,
             stop,
             child: None,
+            stop_child: Stop::Kill,
             stderr: None,
             bytes_per_sec: None,
         }
     }
 
-    /// Spawn `cmd` with piped stdin/stdout/stderr as the target.
+    /// Spawn `cmd` with piped stdin/stdout/stderr as the target; see [`spawn_child`].
     ///
-    /// The child gets its own process group (so a terminal's Ctrl-C reaches only us
-    /// and we decide how it ends) and `PR_SET_PDEATHSIG(SIGKILL)` (so it dies with us
-    /// even if we are killed outright).
-    pub fn spawn(mut cmd: Command, description: String) -> anyhow::Result<Link> {
-        use std::os::unix::process::CommandExt;
-        let parent = rustix::process::getpid();
+    /// `stop` is how the link ends the child when dropped: `Stop::Kill` kills its
+    /// process group at once (an emulator); `Stop::Ask` sends SIGTERM to the child
+    /// alone and waits up to [`STOP_WAIT`] for it to clean up and exit (the
+    /// supervisor, [`crate::supervise`]), then kills the group if it has not.
+    pub fn spawn(mut cmd: Command, description: String, stop: Stop) -> anyhow::Result<Link> {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: the closure runs in the forked child before exec and only makes raw
-        // system calls (prctl, getppid) through rustix: no allocation, no locks, so it
-        // is async-signal-safe as `pre_exec` requires.
-        unsafe {
-            cmd.pre_exec(move || {
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
-                ))?;
-                // The parent may have died between fork and prctl: then nobody would
-                // ever signal us.
-                if rustix::process::getppid() != Some(parent) {
-                    return Err(io::Error::other("parent exited"));
-                }
-                Ok(())
-            });
-        }
-        let program = cmd.get_program().to_string_lossy().into_owned();
-        let mut child = cmd.spawn().map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                anyhow::anyhow!("`{program}` not found in PATH")
-            } else {
-                anyhow::Error::new(e).context(format!("cannot start `{program}`"))
-            }
-        })?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let errbuf = Arc::new(Mutex::new(Vec::new()));
-        let errbuf2 = errbuf.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stderr.read(&mut buf) {
-                let mut v = errbuf2.lock().unwrap_or_else(|p| p.into_inner());
-                v.extend_from_slice(&buf[..n]);
-                // Keep only the tail: it is for error reports.
-                if v.len() > 64 * 1024 {
-                    let cut = v.len() - 32 * 1024;
-                    v.drain(..cut);
-                }
-            }
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut link = Link::start(description, Box::new(stdout), Box::new(stdin), 4096, stop);
+            .stderr(Stdio::piped());
+        let death = match stop {
+            Stop::Kill => Signal::KILL,
+            Stop::Ask => Signal::TERM,
+        };
+        let mut child = spawn_child(cmd, death)?;
+        let stdin = child.stdin.take().context("the child has no stdin pipe")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the child has no stdout pipe")?;
+        let stderr = child
+            .stderr
+            .take()
+            .context("the child has no stderr pipe")?;
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut link = Link::start(description, Box::new(stdout), Box::new(stdin), 4096, flag);
         link.child = Some(child);
-        link.stderr = Some(errbuf);
+        link.stop_child = stop;
+        link.stderr = Some(keep_tail(stderr));
         Ok(link)
+    }
+
+    /// Make the link own `child` (its process group killed when the link is
+    /// dropped), whose output tail is `output` (shown as the target's stderr).
+    pub fn with_child(mut self, child: Child, output: Arc<Mutex<Vec<u8>>>) -> Link {
+        self.child = Some(child);
+        self.stop_child = Stop::Kill;
+        self.stderr = Some(output);
+        self
     }
 
     /// Open a serial port (8N1, no flow control) as the target.
@@ -183,13 +186,83 @@ impl Drop for Link {
         self.stop.store(true, Ordering::SeqCst);
         self.jobs = None;
         if let Some(mut child) = self.child.take() {
-            // The child leads its own group: take any helpers it started with it.
             let pid = rustix::process::Pid::from_child(&child);
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            if self.stop_child == Stop::Ask {
+                let _ = rustix::process::kill_process(pid, Signal::TERM);
+                let t0 = std::time::Instant::now();
+                while t0.elapsed() < STOP_WAIT {
+                    match child.try_wait() {
+                        // Exited and reaped: its pid may be reused, signal nothing more.
+                        Ok(Some(_)) | Err(_) => return,
+                        Ok(None) => thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+            // The child leads its own group: take any helpers it started with it.
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+/// Spawn `cmd` (its stdio set by the caller) in a process group of its own.
+///
+/// The group keeps a terminal's Ctrl-C away from the child (the caller decides how
+/// it ends) and lets the caller kill everything the child started.
+/// `PR_SET_PDEATHSIG(death)` makes the kernel send `death` to the child when the
+/// thread that spawned it dies, however it dies (even by SIGKILL); the child checks
+/// after setting it that its parent has not already gone.
+pub fn spawn_child(mut cmd: Command, death: Signal) -> anyhow::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    cmd.process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and only makes raw
+    // system calls (prctl, getppid) through rustix: no allocation, no locks, so it
+    // is async-signal-safe as `pre_exec` requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(death))?;
+            // The parent may have died between fork and prctl: then nobody would
+            // ever signal us.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(io::Error::other("parent exited"));
+            }
+            Ok(())
+        });
+    }
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.spawn().map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            anyhow::anyhow!("`{program}` not found in PATH")
+        } else {
+            anyhow::Error::new(e).context(format!("cannot start `{program}`"))
+        }
+    })
+}
+
+/// Keeps the last 32..64 KiB `r` produces (for error reports), read by a thread.
+pub fn keep_tail(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let tail = buf.clone();
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match r.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let mut v = tail.lock().unwrap_or_else(|p| p.into_inner());
+            v.extend_from_slice(&chunk[..n]);
+            if v.len() > 64 * 1024 {
+                let cut = v.len() - 32 * 1024;
+                v.drain(..cut);
+            }
+        }
+    });
+    buf
 }
 
 /// Open a serial port with the settings the board's PL011 uses.
@@ -204,7 +277,7 @@ pub fn open_serial(path: &str, baud: u32) -> anyhow::Result<serialport::TTYPort>
         .with_context(|| format!("cannot open serial port {path}"))
 }
 
-fn read_loop(mut r: Box<dyn Read + Send>, tx: Sender<Event>, stop: Arc<AtomicBool>) {
+fn read_loop(mut r: Box<dyn Read + Send>, tx: SyncSender<Event>, stop: Arc<AtomicBool>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match r.read(&mut buf) {

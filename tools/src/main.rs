@@ -2,15 +2,27 @@
 //!
 //! - `vmcirc qemu`: boot the kernel in QEMU with the console on this terminal.
 //! - `vmcirc term`: an interactive serial terminal for the real board.
-//! - `vmcirc hs`: heatshrink compress / decompress (and send to the board).
+//! - `vmcirc hs`: heatshrink compress / decompress, and send to the board.
 //! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
 //!
 //! Every subcommand that starts a process or changes the terminal undoes it on every
-//! exit path: emulators are killed and reaped, raw mode is restored.
+//! exit path: emulators are killed and reaped, raw mode is restored. Ctrl-C reaches
+//! the long-running loops as a [`cancel::Cancel`] value, made here.
+//!
+//! Modules, with the arrows one way (nothing imports a module that imports it):
+//! `script` (parser) and `target` (where to run) feed `runner` (step executor), which
+//! uses `transcript` (bounded output, via `filter`), `window`, `golden` (via `diff`
+//! and `atomic`) and `link` (with `supervise` and `qemu`); `hs_send` builds on `hs`
+//! and `runner`.
 
+mod atomic;
+mod cancel;
+mod diff;
 mod fake;
+mod filter;
+mod golden;
 mod hostshell;
 mod hs;
 mod hs_send;
@@ -18,23 +30,20 @@ mod link;
 mod qemu;
 mod runner;
 mod script;
+mod supervise;
+mod target;
 mod term;
+mod transcript;
+mod window;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-/// Set by SIGINT/SIGTERM/SIGHUP; every long-running loop polls it and unwinds cleanly.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// True once Ctrl-C (or SIGTERM/SIGHUP) has been received.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
-}
+use crate::cancel::Cancel;
 
 #[derive(Parser)]
 #[command(
@@ -76,7 +85,7 @@ enum Cmd {
     /// heatshrink: compress, decompress (streaming, constant memory), send to the board.
     Hs {
         #[command(subcommand)]
-        cmd: hs::HsCommand,
+        cmd: HsCmd,
     },
     /// The kernel's shell on this terminal, with rings on Linux memfd mirrors (Ctrl-D exits).
     Shell {
@@ -87,28 +96,26 @@ enum Cmd {
     /// A fake board on stdin/stdout for testing `vmcirc script` without QEMU.
     #[command(hide = true)]
     FakeBoard(fake::FakeArgs),
+    /// Runs a `script --exec` command so that it never outlives this tool.
+    #[command(hide = true)]
+    Supervise(supervise::SuperviseArgs),
+}
+
+#[derive(Subcommand)]
+enum HsCmd {
+    #[command(flatten)]
+    Codec(hs::HsCommand),
+    /// Compress FILE and send it to the board's `hs` command; check its CRC-32.
+    Send(hs_send::SendArgs),
 }
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("target").args(["port", "qemu", "exec"])))]
+#[command(group(clap::ArgGroup::new("where").args(["port", "qemu", "qemu_pty", "exec"])))]
 struct ScriptArgs {
     /// The script (format: see tools/src/script.rs or the README).
     file: PathBuf,
-    /// Run against the board on this serial device.
-    #[arg(long)]
-    port: Option<String>,
-    /// Baud rate for --port.
-    #[arg(long, default_value_t = 115_200, requires = "port")]
-    baud: u32,
-    /// Run against QEMU, booting KERNEL (default: build/kernel.img). Put FILE first.
-    #[arg(long, value_name = "KERNEL", num_args = 0..=1)]
-    qemu: Option<Option<PathBuf>>,
-    /// QEMU machine for --qemu.
-    #[arg(long, value_enum, default_value_t = qemu::Machine::Raspi0)]
-    machine: qemu::Machine,
-    /// Extra QEMU arguments, split on whitespace (repeatable), e.g. --qemu-arg "-icount shift=0".
-    #[arg(long = "qemu-arg", allow_hyphen_values = true)]
-    qemu_args: Vec<String>,
+    #[command(flatten)]
+    target: target::TargetArgs,
     /// Test transport: run `sh -c CMD` with piped stdin/stdout as the board.
     #[arg(long, hide = true)]
     exec: Option<String>,
@@ -118,6 +125,10 @@ struct ScriptArgs {
     /// Bound on the whole session in seconds.
     #[arg(long, default_value_t = 300.0)]
     session_timeout: f64,
+    /// Most bytes of the target's output text kept; beyond it the oldest text is
+    /// dropped (and failure reports say how much).
+    #[arg(long, default_value_t = runner::DEFAULT_MAX_OUTPUT)]
+    max_output: usize,
     /// Show everything the target sends (on stderr) as it arrives.
     #[arg(short, long)]
     verbose: bool,
@@ -137,7 +148,7 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{what}: {s} is not a valid number of seconds"))
 }
 
-fn run_script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
+fn run_script(args: ScriptArgs, cancel: Cancel) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read script {}", args.file.display()))?;
     let lines = match script::parse(&text) {
@@ -147,33 +158,27 @@ fn run_script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if args.port.is_none() && args.qemu.is_none() && args.exec.is_none() {
-        anyhow::bail!("say where to run the script: --port DEVICE or --qemu [KERNEL]");
+    if !args.target.named() && args.exec.is_none() {
+        anyhow::bail!(
+            "say where to run the script: --port DEVICE, --qemu [KERNEL] or --qemu-pty [KERNEL]"
+        );
     }
     let base = args
         .file
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    let link = if let Some(port) = &args.port {
-        link::Link::serial(port, args.baud)?
-    } else if let Some(cmd) = &args.exec {
-        let mut c = std::process::Command::new("sh");
-        c.arg("-c").arg(cmd);
-        link::Link::spawn(c, format!("`{cmd}`"))?
-    } else {
-        let kernel = qemu::resolve_kernel(args.qemu.clone().flatten())?;
-        let cfg = qemu::Qemu::new(kernel, args.machine, &args.qemu_args);
-        cfg.spawn_piped()?
-    };
-    let opts = runner::Options {
-        step_timeout: secs(args.timeout, "--timeout")?,
-        session_timeout: secs(args.session_timeout, "--session-timeout")?,
-        verbose: args.verbose,
-        base_dir: base,
-    };
-    let accept = args.accept || accept_from_env();
-    let summary = runner::run_accepting(link, &lines, &opts, accept);
+    let step_timeout = secs(args.timeout, "--timeout")?;
+    let session_timeout = secs(args.session_timeout, "--session-timeout")?;
+    let (link, start) = args.target.connect(args.exec.as_deref())?;
+    let mut opts = runner::Options::new(base, cancel);
+    opts.step_timeout = step_timeout;
+    opts.session_timeout = session_timeout;
+    opts.verbose = args.verbose;
+    opts.accept = args.accept || accept_from_env();
+    opts.max_output = args.max_output;
+    opts.start = start;
+    let summary = runner::run(link, &lines, &opts);
     Ok(if summary.ok() {
         ExitCode::SUCCESS
     } else if summary.interrupted {
@@ -185,13 +190,17 @@ fn run_script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.cmd, Cmd::Term { .. } | Cmd::Script(_)) {
-        // Signals become a flag the loops poll, so emulators get reaped and the
-        // terminal restored. (`qemu` execs QEMU; the fake board just dies.)
-        if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
-            eprintln!("warning: cannot install the Ctrl-C handler: {e}");
-        }
-    }
+    // Signals become a flag the loops poll, so emulators get reaped and the terminal
+    // restored. (`qemu` execs QEMU; the fake board and the codecs just die; the
+    // supervisor handles its own.)
+    let cancel = match &cli.cmd {
+        Cmd::Term { .. }
+        | Cmd::Script(_)
+        | Cmd::Hs {
+            cmd: HsCmd::Send(_),
+        } => Cancel::on_signals(),
+        _ => Cancel::never(),
+    };
     let result = match cli.cmd {
         Cmd::Qemu {
             kernel,
@@ -202,11 +211,17 @@ fn main() -> ExitCode {
                 .run_interactive()
                 .map(|()| ExitCode::SUCCESS)
         }),
-        Cmd::Term { port, baud } => term::run(&port, baud).map(|()| ExitCode::SUCCESS),
-        Cmd::Script(args) => run_script(args),
-        Cmd::Hs { cmd } => hs::run(cmd).map(|()| ExitCode::SUCCESS),
+        Cmd::Term { port, baud } => term::run(&port, baud, &cancel).map(|()| ExitCode::SUCCESS),
+        Cmd::Script(args) => run_script(args, cancel),
+        Cmd::Hs {
+            cmd: HsCmd::Codec(cmd),
+        } => hs::run(cmd).map(|()| ExitCode::SUCCESS),
+        Cmd::Hs {
+            cmd: HsCmd::Send(args),
+        } => hs_send::send(&args, cancel).map(|()| ExitCode::SUCCESS),
         Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
+        Cmd::Supervise(args) => supervise::run(&args),
     };
     match result {
         Ok(code) => code,

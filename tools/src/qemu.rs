@@ -10,14 +10,29 @@
 //! (`-nographic`): Ctrl-A X quits, Ctrl-A H lists the other keys. For scripts it is
 //! on the child's piped stdin/stdout (`-serial stdio`, `-monitor none`,
 //! `-display none`): no TCP port, no leftover socket.
+//!
+//! [`Qemu::spawn_pty`] puts it on a pseudo-terminal instead (`-serial pty`) and opens
+//! that with the serial-port code a real board uses (termios, baud, `--port`), so
+//! `make test` also covers that path: QEMU prints `char device redirected to
+//! /dev/pts/N (label serial0)`, the tool reads the path from QEMU's output and opens
+//! it. The guest runs from the start, so the session attaches to a running board,
+//! as with `--port`. The returned link owns QEMU and kills it when dropped.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use rustix::process::Signal;
 
-use crate::link::Link;
+use crate::link::{self, Link};
+
+/// How long QEMU may take to say which pty it opened.
+const PTY_WAIT: Duration = Duration::from_secs(20);
 
 /// The QEMU binary.
 pub const QEMU: &str = "qemu-system-arm";
@@ -139,14 +154,80 @@ impl Qemu {
         require_qemu()?;
         let mut cmd = Command::new(QEMU);
         cmd.args(self.piped_args()?);
-        Link::spawn(
-            cmd,
-            format!(
-                "{QEMU} -M {} with {}",
-                self.machine.name(),
-                self.kernel.display()
-            ),
+        Link::spawn(cmd, self.describe(), link::Stop::Kill)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{QEMU} -M {} with {}",
+            self.machine.name(),
+            self.kernel.display()
         )
+    }
+
+    /// Arguments for a console on a pseudo-terminal.
+    pub fn pty_args(&self) -> anyhow::Result<Vec<OsString>> {
+        let mut a = self.base_args()?;
+        for s in ["-display", "none", "-monitor", "none", "-serial", "pty"] {
+            a.push(s.into());
+        }
+        a.extend(self.extra.iter().map(OsString::from));
+        Ok(a)
+    }
+
+    /// Start QEMU with the console on a pty and open the pty as a serial port at
+    /// `baud`. QEMU is killed when the link is dropped, or when it fails to say
+    /// which pty it opened.
+    pub fn spawn_pty(&self, baud: u32) -> anyhow::Result<Link> {
+        require_qemu()?;
+        let mut cmd = Command::new(QEMU);
+        cmd.args(self.pty_args()?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = link::spawn_child(cmd, Signal::KILL)?;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let found = (|| {
+            let (tx, rx) = mpsc::channel();
+            let tail = Arc::new(Mutex::new(Vec::new()));
+            for r in [
+                stdout.map(|r| Box::new(r) as Box<dyn Read + Send>),
+                stderr.map(|r| Box::new(r) as Box<dyn Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                watch_output(r, tx.clone(), tail.clone());
+            }
+            drop(tx);
+            let path = match rx.recv_timeout(PTY_WAIT) {
+                Ok(p) => p,
+                Err(_) => {
+                    let said = tail.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    bail!(
+                        "{QEMU} did not say which pty it opened within {}s; it said: {}",
+                        PTY_WAIT.as_secs(),
+                        vmcirc::escape::Bytes(&said)
+                    );
+                }
+            };
+            let link = Link::serial(&path, baud)?;
+            Ok((link, path, tail))
+        })();
+        match found {
+            Ok((link, path, tail)) => {
+                let mut link = link.with_child(child, tail);
+                link.description = format!("{} on {path} (-serial pty)", self.describe());
+                Ok(link)
+            }
+            Err(e) => {
+                let pid = rustix::process::Pid::from_child(&child);
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
     }
 
     /// Replace this process with QEMU, console and monitor on the terminal.
@@ -164,6 +245,60 @@ impl Qemu {
         let err = Command::new(QEMU).args(&a).exec();
         Err(anyhow::Error::new(err).context(format!("cannot run {QEMU}")))
     }
+}
+
+/// The pty path in a line QEMU prints: `char device redirected to /dev/pts/N
+/// (label serial0)`.
+fn pty_path(line: &str) -> Option<String> {
+    let rest = &line[line.find("redirected to ")? + "redirected to ".len()..];
+    let path = rest.split_whitespace().next()?;
+    (path.starts_with("/dev/") && (line.contains("serial0") || !line.contains("label")))
+        .then(|| path.to_string())
+}
+
+/// Reads QEMU's output in a thread: sends the first pty path found on `found`, and
+/// keeps the tail of everything (for error reports) in `tail`.
+fn watch_output(
+    mut r: Box<dyn Read + Send>,
+    found: mpsc::Sender<String>,
+    tail: Arc<Mutex<Vec<u8>>>,
+) {
+    std::thread::spawn(move || {
+        let mut line = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut searching = true;
+        loop {
+            let n = match r.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            {
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                t.extend_from_slice(&chunk[..n]);
+                if t.len() > 64 * 1024 {
+                    let cut = t.len() - 32 * 1024;
+                    t.drain(..cut);
+                }
+            }
+            if !searching {
+                continue;
+            }
+            for &b in &chunk[..n] {
+                if b != b'\n' {
+                    if line.len() < 4096 {
+                        line.push(b);
+                    }
+                    continue;
+                }
+                if let Some(p) = pty_path(&String::from_utf8_lossy(&line)) {
+                    let _ = found.send(p);
+                    searching = false;
+                    break;
+                }
+                line.clear();
+            }
+        }
+    });
 }
 
 #[cfg(test)]
@@ -192,6 +327,25 @@ mod tests {
         let a = q.piped_args().unwrap();
         assert_eq!(a[1], "raspi1ap");
         assert_eq!(a[2], "-kernel");
+    }
+
+    #[test]
+    fn the_pty_path_is_read_from_qemus_message() {
+        assert_eq!(
+            pty_path("char device redirected to /dev/pts/7 (label serial0)").as_deref(),
+            Some("/dev/pts/7")
+        );
+        assert_eq!(
+            pty_path("qemu-system-arm: -serial pty: char device redirected to /dev/pts/12 (label serial0)\r")
+                .as_deref(),
+            Some("/dev/pts/12")
+        );
+        assert_eq!(
+            pty_path("char device redirected to /dev/pts/3 (label serial1)"),
+            None
+        );
+        assert_eq!(pty_path("warning: something else"), None);
+        assert_eq!(pty_path("redirected to nowhere"), None);
     }
 
     #[test]

@@ -1,19 +1,62 @@
-//! Executes a parsed script (see [`crate::script`]) against a [`Link`].
+//! The step executor: runs a parsed script (see [`crate::script`]) against a
+//! [`Link`], step by step, and reports each step and the result.
 //!
-//! Everything the target sends is kept twice: the raw bytes (for failure reports) and
-//! a *clean* copy with terminal control removed (for matching). The session tracks the
-//! current *window*: the output of the last command, from the end of its echoed line
-//! up to the prompt that follows it (or the N-th prompt for `paste`), or an open
-//! stream after raw input typed at the prompt. Each `expect*` searches the window from
-//! a cursor that advances past every match; `expect-not*` and `expect-golden` look at
-//! the whole window once its prompt is in.
+//! What the target sends goes into a bounded [`Transcript`] (terminal control
+//! removed, prompts located); the checks look at the current [`Window`] of it and
+//! search from a cursor that advances past every match; `expect-not*` and
+//! `expect-golden` ([`crate::golden`]) look at the whole window once its prompt is in.
+//!
+//! Time: every wait runs to the earlier of the step's and the session's deadline and
+//! takes the target's output in bounded batches, so a target that floods output
+//! cannot keep a wait from noticing either deadline or Ctrl-C ([`Cancel`]); and what
+//! is sent (`paste`, `sendgen`, `sendfile`) is produced in chunks as the target takes
+//! it, so memory never depends on a count in the script.
+//!
+//! Start: a target the tool started (QEMU, `--exec`) is watched from its boot: the
+//! first window is the boot output up to the first prompt. A running board
+//! ([`Start::Attach`], the default with `--port`) is first made to show a fresh
+//! prompt: old output is drained, Ctrl-C is sent (then Enter, alternately, until a
+//! prompt comes), and the session starts once the output ends with a prompt and has
+//! been quiet for a moment.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use vmcirc::escape;
+
+use crate::cancel::Cancel;
+use crate::golden::{self, Accepted, Mismatch};
 use crate::link::{Event, Link};
-use crate::script::{splitmix_bytes, Line, Piece, Step, Text, Vars};
+use crate::script::{Line, Piece, Step, Text, Vars};
+use crate::transcript::Transcript;
+use crate::window::Window;
+
+/// Text kept of the target's output by default (`--max-output`).
+pub const DEFAULT_MAX_OUTPUT: usize = 16 << 20;
+
+/// Most output taken from the link before the deadlines and the condition are
+/// checked again.
+const PUMP_BYTES: usize = 1 << 20;
+/// Longest stretch spent taking output before the deadlines are checked again.
+const PUMP_TIME: Duration = Duration::from_millis(50);
+/// Bytes generated and queued at a time for `paste`, `sendgen`, `sendfile`.
+const SEND_CHUNK: usize = 64 * 1024;
+/// Attaching: how long old output is drained before the first key is sent ...
+const ATTACH_DRAIN: Duration = Duration::from_millis(200);
+/// ... how long to wait for a prompt before sending the other key ...
+const ATTACH_RETRY: Duration = Duration::from_secs(1);
+/// ... and how long the output must stay quiet after the prompt.
+const ATTACH_QUIET: Duration = Duration::from_millis(300);
+
+/// How the session meets its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The target is (re)starting: the first window is its boot output.
+    Boot,
+    /// The target is already running: provoke a fresh prompt first.
+    Attach,
+}
 
 /// How a session runs.
 pub struct Options {
@@ -25,6 +68,30 @@ pub struct Options {
     pub verbose: bool,
     /// Folder that `sendfile` paths (and `golden/` of `expect-golden`) are relative to.
     pub base_dir: PathBuf,
+    /// `--accept`: each `expect-golden` writes what it received to its golden file.
+    pub accept: bool,
+    /// Most bytes of output text kept (the tail; older text is dropped).
+    pub max_output: usize,
+    /// Boot or attach.
+    pub start: Start,
+    /// Stops the session (reported as interrupted).
+    pub cancel: Cancel,
+}
+
+impl Options {
+    /// The defaults of `vmcirc script` for a target the tool starts.
+    pub fn new(base_dir: PathBuf, cancel: Cancel) -> Options {
+        Options {
+            step_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(300),
+            verbose: false,
+            base_dir,
+            accept: false,
+            max_output: DEFAULT_MAX_OUTPUT,
+            start: Start::Boot,
+            cancel,
+        }
+    }
 }
 
 /// The outcome of a session.
@@ -54,29 +121,46 @@ impl Summary {
 /// Run `lines` against `link`, printing each step and the summary line; the link (and
 /// any emulator behind it) is shut down before this returns.
 pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
-    run_accepting(link, lines, opts, false)
-}
-
-/// [`run`]; with `accept` (`--accept`), each `expect-golden` writes what it received
-/// to its golden file instead of comparing.
-pub fn run_accepting(link: Link, lines: &[Line], opts: &Options, accept: bool) -> Summary {
     println!("vmcirc script: {}", link.description);
-    if accept {
+    if opts.accept {
         println!("accepting new output: expect-golden steps write their golden files");
     }
     let mut s = Session::new(link, opts);
-    s.accept = accept;
     let mut sum = Summary::default();
     let counted = |l: &Line| !l.step.is_setting();
+    let all_steps = lines.iter().filter(|l| counted(l)).count();
+    if opts.start == Start::Attach {
+        let t0 = Instant::now();
+        match s.attach() {
+            Ok(()) => {
+                sum.passed += 1;
+                println!(
+                    "  ok    attach  : the target answered with a fresh prompt  ({:.2}s)",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            Err(f) => {
+                let what = format!(
+                    "a fresh prompt `{}` after Ctrl-C / Enter (attaching to a running target; \
+                     --wait-boot waits for a board being powered on)",
+                    escape::Bytes(s.t.prompt())
+                );
+                report_failure(&s, 0, "(attach)", &what, &f, &mut sum);
+                sum.skipped = all_steps;
+            }
+        }
+    }
     for (idx, line) in lines.iter().enumerate() {
+        if sum.failed > 0 {
+            break;
+        }
         let t0 = Instant::now();
         let result = s.step(line);
         if !counted(line) {
             if let Err(f) = result {
                 // Only `sleep` can fail (interrupt or session timeout).
-                report_failure(&mut s, line.lineno, &line.source, "", &f, &mut sum);
+                report_failure(&s, line.lineno, &line.source, "", &f, &mut sum);
                 sum.skipped = lines[idx + 1..].iter().filter(|l| counted(l)).count();
-                break;
             }
             continue;
         }
@@ -106,29 +190,26 @@ pub fn run_accepting(link: Link, lines: &[Line], opts: &Options, accept: bool) -
             }
             (Err(f), _) => {
                 let what = s.describe(&line.step);
-                report_failure(&mut s, line.lineno, &line.source, &what, &f, &mut sum);
+                report_failure(&s, line.lineno, &line.source, &what, &f, &mut sum);
                 sum.skipped = lines[idx + 1..].iter().filter(|l| counted(l)).count();
-                break;
             }
         }
     }
     if sum.failed == 0 && !sum.interrupted {
         // The shell must still be alive at the end: the last command returns to the prompt.
-        {
-            let label = s.win.label.clone();
-            let t0 = Instant::now();
-            match s.wait_idle(s.step_timeout) {
-                Ok(()) => {
-                    sum.passed += 1;
-                    println!(
-                        "  ok    end     : the shell is back at the prompt  ({:.2}s)",
-                        t0.elapsed().as_secs_f64()
-                    );
-                }
-                Err(f) => {
-                    let what = format!("the prompt `{}` after {label}", esc(&s.prompt));
-                    report_failure(&mut s, 0, "(end of script)", &what, &f, &mut sum);
-                }
+        let label = s.win.label.clone();
+        let t0 = Instant::now();
+        match s.wait_idle(s.step_timeout) {
+            Ok(()) => {
+                sum.passed += 1;
+                println!(
+                    "  ok    end     : the shell is back at the prompt  ({:.2}s)",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            Err(f) => {
+                let what = format!("the prompt `{}` after {label}", escape::Bytes(s.t.prompt()));
+                report_failure(&s, 0, "(end of script)", &what, &f, &mut sum);
             }
         }
     }
@@ -145,7 +226,7 @@ pub fn run_accepting(link: Link, lines: &[Line], opts: &Options, accept: bool) -
 }
 
 fn report_failure(
-    s: &mut Session,
+    s: &Session,
     lineno: usize,
     source: &str,
     what: &str,
@@ -173,22 +254,29 @@ fn report_failure(
         println!(
             "        if the new output is right, take it with --accept (or VMCIRC_ACCEPT=1) and review the file"
         );
-    } else if s.out.raw.is_empty() {
+    } else if s.t.received() == 0 {
         println!("        nothing was received from the target");
     } else {
         // The text the checks saw (terminal control removed), last lines, escaped.
-        let clean = &s.out.clean;
-        let from = nth_line_from_end(clean, 24).max(clean.len().saturating_sub(2400));
+        let end = s.t.end();
+        let tail = s.t.get(end.saturating_sub(2400), end);
         println!(
             "        last output received ({} bytes in all; escape sequences and \\r removed, -v shows everything):",
-            s.out.raw.len()
+            s.t.received()
         );
-        print_escaped_lines(&clean[from..], "          | ");
+        print_escaped_lines(&tail[nth_line_from_end(tail, 24)..], "          | ");
+    }
+    if s.t.dropped() > 0 {
+        println!(
+            "        note: the oldest {} bytes of output text were dropped (the tool keeps the last {}, --max-output)",
+            s.t.dropped(),
+            s.t.cap()
+        );
     }
     let err = s.link.stderr_tail();
     if !err.is_empty() {
         println!("        target's stderr:");
-        print_escaped_lines(self::tail(&err, 1000), "          ! ");
+        print_escaped_lines(&err[err.len().saturating_sub(1000)..], "          ! ");
     }
 }
 
@@ -199,35 +287,29 @@ fn nth_line_from_end(b: &[u8], n: usize) -> usize {
         .enumerate()
         .rev()
         .filter(|&(_, &c)| c == b'\n')
-        .nth(n - 1)
+        .nth(n.saturating_sub(1))
         .map_or(0, |(i, _)| i + 1)
-}
-
-fn tail(b: &[u8], n: usize) -> &[u8] {
-    &b[b.len().saturating_sub(n)..]
 }
 
 fn print_escaped_lines(b: &[u8], prefix: &str) {
     for chunk in b.split_inclusive(|&c| c == b'\n') {
-        println!("{prefix}{}", esc(chunk));
+        println!("{prefix}{}", escape::Bytes(chunk));
     }
 }
 
-/// Escape bytes for a one-line display.
-pub fn esc(b: &[u8]) -> String {
-    let mut s = String::new();
-    for &c in b {
-        match c {
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            b'\t' => s.push_str("\\t"),
-            0x1b => s.push_str("\\e"),
-            b'\\' => s.push_str("\\\\"),
-            0x20..=0x7e => s.push(char::from(c)),
-            _ => s.push_str(&format!("\\x{c:02x}")),
+/// `-v`: received bytes on stderr as they arrive, escaped except for line ends.
+fn show_verbose(d: &[u8]) {
+    let mut shown = String::new();
+    for (i, line) in d.split(|&c| c == b'\n').enumerate() {
+        if i > 0 {
+            shown.push('\n');
         }
+        let line: Vec<u8> = line.iter().copied().filter(|&c| c != b'\r').collect();
+        let _ = escape::write_bytes(&mut shown, &line);
     }
-    s
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(shown.as_bytes());
+    let _ = e.flush();
 }
 
 /// Why a step failed.
@@ -264,260 +346,129 @@ impl Fail {
     }
 }
 
-/// Removes terminal control from the output stream, byte by byte (sequences may be
-/// split across reads).
-#[derive(Default)]
-struct Filter {
-    state: FState,
-}
-
-#[derive(Default, Clone, Copy)]
-enum FState {
-    #[default]
-    Normal,
-    Esc,
-    Csi(u8),
-    Osc(u16, bool),
-}
-
-impl Filter {
-    fn push(&mut self, b: u8, out: &mut Vec<u8>) {
-        use FState::*;
-        self.state = match self.state {
-            Normal => return self.normal(b, out),
-            Esc => match b {
-                b'[' => Csi(0),
-                b']' => Osc(0, false),
-                0x20..=0x7e => Normal, // a two-byte sequence such as ESC c
-                _ => return self.normal(b, out),
-            },
-            Csi(n) => match b {
-                0x20..=0x3f if n < 32 => Csi(n + 1),
-                0x40..=0x7e => Normal,
-                _ => return self.normal(b, out), // malformed: resync
-            },
-            Osc(n, saw_esc) => match b {
-                0x07 => Normal,
-                b'\\' if saw_esc => Normal,
-                0x1b => Osc(n + 1, true),
-                _ if n >= 256 => Normal,
-                _ => Osc(n + 1, false),
-            },
-        };
-    }
-
-    fn normal(&mut self, b: u8, out: &mut Vec<u8>) {
-        self.state = FState::Normal;
-        match b {
-            0x1b => self.state = FState::Esc,
-            b'\n' | b'\t' => out.push(b),
-            0x00..=0x1f | 0x7f => {}
-            _ => out.push(b),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Output {
-    raw: Vec<u8>,
-    clean: Vec<u8>,
-    filter: Filter,
-}
-
-impl Output {
-    fn ingest(&mut self, data: &[u8]) {
-        self.raw.extend_from_slice(data);
-        for &b in data {
-            self.filter.push(b, &mut self.clean);
-        }
-    }
-}
-
-/// The output region the checks look at.
-struct Window {
-    /// Where it starts in the clean buffer.
-    start: usize,
-    /// The (1-based, counted from boot) prompt that ends it; `None` for an open stream
-    /// (raw input that owes no prompt), which only `wait-prompt` ends.
-    end_prompt: Option<usize>,
-    /// Where that prompt starts, once it arrived.
-    end: Option<usize>,
-    /// The echoed line to skip before the output starts.
-    echo: Vec<u8>,
-    /// Where the output starts, once the echo is past.
-    out_start: Option<usize>,
-    /// For reports: "the output of `> help` (line 3)".
-    label: String,
-}
-
-impl Window {
-    fn boot() -> Window {
-        Window {
-            start: 0,
-            end_prompt: Some(1),
-            end: None,
-            echo: Vec::new(),
-            out_start: Some(0),
-            label: "the boot output before the first prompt".into(),
-        }
-    }
-
-    fn command(start: usize, end_prompt: usize, echo: Vec<u8>, label: String) -> Window {
-        Window {
-            start,
-            end_prompt: Some(end_prompt),
-            end: None,
-            echo,
-            out_start: None,
-            label,
-        }
-    }
-
-    fn stream(start: usize, end_prompt: Option<usize>, label: String) -> Window {
-        Window {
-            start,
-            end_prompt,
-            end: None,
-            echo: Vec::new(),
-            out_start: Some(start),
-            label,
-        }
-    }
-
-    /// Update the end and the echo position from the prompts and the clean buffer.
-    fn refresh(&mut self, clean: &[u8], prompts: &[usize]) {
-        if self.end.is_none() {
-            if let Some(k) = self.end_prompt {
-                self.end = prompts.get(k - 1).copied();
-            }
-        }
-        if self.out_start.is_none() {
-            let limit = self.end.unwrap_or(clean.len()).max(self.start);
-            self.out_start = skip_echo(&clean[..limit], self.start, &self.echo, self.end.is_some());
-        }
-    }
-}
-
-/// Where a command's output starts, given its echoed line `echo` at `start`.
-///
-/// The line editor may wrap a long echo (inserting newlines) and drop bytes it does not
-/// echo (controls, non-ASCII): both are tolerated. If the shell prints something other
-/// than the echo (it rejected the line), the output starts at the beginning of that line.
-/// `None` means more input is needed.
-fn skip_echo(clean: &[u8], start: usize, echo: &[u8], ended: bool) -> Option<usize> {
-    let line_start = |j: usize| {
-        clean[start..j]
-            .iter()
-            .rposition(|&c| c == b'\n')
-            .map_or(start, |k| start + k + 1)
-    };
-    let (mut i, mut j) = (0, start);
-    loop {
-        if i == echo.len() {
-            return match clean[j..].iter().position(|&c| c == b'\n') {
-                Some(k) => Some(j + k + 1),
-                None if ended => Some(j),
-                None => None,
-            };
-        }
-        let e = echo[i];
-        if !(e.is_ascii_graphic() || e == b' ') {
-            i += 1;
-            continue;
-        }
-        if j == clean.len() {
-            return ended.then(|| line_start(j));
-        }
-        let c = clean[j];
-        if c == e {
-            i += 1;
-            j += 1;
-        } else if c == b'\n' {
-            j += 1;
-        } else {
-            return Some(line_start(j));
+impl From<Mismatch> for Fail {
+    fn from(m: Mismatch) -> Fail {
+        match m {
+            Mismatch::Differs { summary, diff } => Fail::Golden { summary, diff },
+            Mismatch::Other(s) => Fail::Other(s),
         }
     }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
+    memchr::memmem::find(hay, needle)
+}
+
+/// `now + d`, or `None` (no deadline) when that is beyond what an `Instant` holds.
+fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// The earlier of two optional deadlines.
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Complete lines of `text` (which starts at a line boundary): (start, end) with end
+/// at the newline, and the last unterminated line only if `fin`.
+fn line_spans(text: &[u8], fin: bool) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut p = 0;
+    std::iter::from_fn(move || {
+        if p >= text.len() {
+            return None;
+        }
+        match text[p..].iter().position(|&c| c == b'\n') {
+            Some(k) => {
+                let span = (p, p + k);
+                p += k + 1;
+                Some(span)
+            }
+            None if fin => {
+                let span = (p, text.len());
+                p = text.len();
+                Some(span)
+            }
+            None => None,
+        }
+    })
 }
 
 struct Session<'o> {
     link: Link,
-    out: Output,
-    prompt: Vec<u8>,
+    t: Transcript,
     eol: Vec<u8>,
     step_timeout: Duration,
-    deadline: Instant,
+    deadline: Option<Instant>,
     win: Window,
     cursor: usize,
-    /// Start of every prompt seen since boot, in order, and where scanning resumes.
-    prompts: Vec<usize>,
-    scan: usize,
-    /// How many prompts the shell owes so far: 1 for boot, one per line typed
-    /// (`>`, each `paste` line, each `\r`/`\n`/Ctrl-C in `raw`).
+    /// How many prompts the shell owes so far: 1 for boot (or the prompts up to the
+    /// fresh one after attaching), one per line typed (`>`, each `paste` line, each
+    /// `\r`/`\n`/Ctrl-C in `raw`).
     owed: usize,
     vars: Vars,
     closed: Option<String>,
-    /// `--accept`: `expect-golden` writes its file instead of comparing.
-    accept: bool,
+    /// When output last arrived.
+    last_data: Instant,
     /// Set by an `expect-golden` step that wrote its file (`--accept`).
     accepted: Option<Accepted>,
     opts: &'o Options,
-}
-
-/// What `--accept` did for one `expect-golden` step.
-struct Accepted {
-    /// Whether the file was created or changed.
-    changed: bool,
-    /// For the report: "new file ...", "changed ...", "unchanged ...".
-    note: String,
-    /// What changed (empty for a new or unchanged file).
-    diff: Vec<String>,
 }
 
 impl<'o> Session<'o> {
     fn new(link: Link, opts: &'o Options) -> Session<'o> {
         Session {
             link,
-            out: Output::default(),
-            prompt: b"vmcirc> ".to_vec(),
+            t: Transcript::new(opts.max_output, b"vmcirc> "),
             eol: b"\r".to_vec(),
             step_timeout: opts.step_timeout,
-            deadline: Instant::now() + opts.session_timeout,
-            win: Window::boot(),
+            deadline: deadline_after(opts.session_timeout),
+            win: Window::first(0, 1, "the boot output before the first prompt"),
             cursor: 0,
-            prompts: Vec::new(),
-            scan: 0,
             owed: 1,
             vars: Vars::default(),
             closed: None,
-            accept: false,
+            last_data: Instant::now(),
             accepted: None,
             opts,
         }
     }
 
-    fn ingest(&mut self, ev: Event) {
+    /// Takes one event; returns the bytes it carried.
+    fn ingest(&mut self, ev: Event) -> usize {
         match ev {
             Event::Data(d) => {
                 if self.opts.verbose {
-                    let shown: String = esc(&d).replace("\\n", "\n").replace("\\r", "");
-                    let mut e = std::io::stderr().lock();
-                    let _ = e.write_all(shown.as_bytes());
-                    let _ = e.flush();
+                    show_verbose(&d);
                 }
-                self.out.ingest(&d);
+                self.t.ingest(&d);
+                self.last_data = Instant::now();
+                d.len()
             }
             Event::Closed(why) => {
                 if self.closed.is_none() {
                     self.closed = Some(why);
                 }
+                0
+            }
+        }
+    }
+
+    /// Waits up to `wait` for output, then takes what else is queued, but at most
+    /// [`PUMP_BYTES`] and [`PUMP_TIME`], so the caller gets back to its deadlines
+    /// however fast the target sends.
+    fn pump(&mut self, wait: Duration) {
+        let Some(ev) = self.link.next_event(wait) else {
+            return;
+        };
+        let t0 = Instant::now();
+        let mut taken = self.ingest(ev);
+        while taken < PUMP_BYTES && t0.elapsed() < PUMP_TIME {
+            match self.link.next_event(Duration::ZERO) {
+                Some(ev) => taken += self.ingest(ev),
+                None => break,
             }
         }
     }
@@ -528,84 +479,163 @@ impl<'o> Session<'o> {
         timeout: Duration,
         mut cond: impl FnMut(&mut Self) -> Result<Option<T>, Fail>,
     ) -> Result<T, Fail> {
-        let step_deadline = Instant::now() + timeout;
-        let deadline = step_deadline.min(self.deadline);
+        let step_deadline = deadline_after(timeout);
+        let deadline = earlier(step_deadline, self.deadline);
         loop {
-            self.refresh();
+            self.win.refresh(&self.t);
             if let Some(v) = cond(self)? {
                 return Ok(v);
             }
             if let Some(why) = &self.closed {
                 return Err(Fail::Closed(why.clone()));
             }
-            if crate::interrupted() {
+            if self.opts.cancel.is_cancelled() {
                 return Err(Fail::Interrupted);
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(if deadline < step_deadline {
-                    Fail::SessionTimeout(self.opts.session_timeout)
-                } else {
-                    Fail::Timeout(timeout)
-                });
+            let mut wait = Duration::from_millis(50);
+            if let Some(d) = deadline {
+                if now >= d {
+                    return Err(if Some(d) == step_deadline {
+                        Fail::Timeout(timeout)
+                    } else {
+                        Fail::SessionTimeout(self.opts.session_timeout)
+                    });
+                }
+                wait = wait.min(d - now);
             }
-            let wait = (deadline - now).min(Duration::from_millis(50));
-            if let Some(ev) = self.link.next_event(wait) {
-                self.ingest(ev);
-                while let Some(ev) = self.link.next_event(Duration::ZERO) {
-                    self.ingest(ev);
+            self.pump(wait);
+        }
+    }
+
+    /// Checks the deadlines and Ctrl-C between chunks of work that takes no output.
+    fn check_time(
+        &mut self,
+        step_deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<(), Fail> {
+        self.pump(Duration::ZERO);
+        if self.opts.cancel.is_cancelled() {
+            return Err(Fail::Interrupted);
+        }
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Err(Fail::SessionTimeout(self.opts.session_timeout));
+        }
+        if step_deadline.is_some_and(|d| now >= d) {
+            return Err(Fail::Timeout(timeout));
+        }
+        Ok(())
+    }
+
+    /// Sends `chunks` (of `total` bytes, if known, for messages) while taking the
+    /// target's output: at most two chunks are queued at a time, and each must be
+    /// taken within the step timeout plus its time on the wire.
+    fn send_chunks(
+        &mut self,
+        mut chunks: impl Iterator<Item = Result<Vec<u8>, Fail>>,
+        total: Option<u64>,
+    ) -> Result<(), Fail> {
+        let mut queued = std::collections::VecDeque::new();
+        let mut taken = 0u64;
+        let of = |taken: u64| match total {
+            Some(total) => format!("{taken} of {total} bytes"),
+            None => format!("{taken} bytes"),
+        };
+        loop {
+            while queued.len() < 2 {
+                match chunks.next() {
+                    Some(c) => {
+                        let c = c?;
+                        queued.push_back(c.len());
+                        self.link.send(c);
+                    }
+                    None => break,
                 }
             }
+            let Some(&len) = queued.front() else {
+                return Ok(());
+            };
+            let wire = self.link.bytes_per_sec.map_or(Duration::ZERO, |bps| {
+                Duration::from_secs_f64(len as f64 / f64::from(bps.max(1)))
+            });
+            self.wait_for(self.step_timeout.saturating_add(wire), |s| {
+                match s.link.poll_written() {
+                    Some(Ok(_)) => Ok(Some(())),
+                    Some(Err(e)) => Err(Fail::Other(format!(
+                        "writing failed after {}: {e}",
+                        of(taken)
+                    ))),
+                    None => Ok(None),
+                }
+            })
+            .map_err(|f| match f {
+                Fail::Timeout(d) => Fail::Other(format!(
+                    "the target stopped reading: it took {}, then nothing for {:.1}s",
+                    of(taken),
+                    d.as_secs_f64()
+                )),
+                f => f,
+            })?;
+            queued.pop_front();
+            taken += len as u64;
         }
     }
 
-    /// Write `data` and wait until it is all written.
-    fn write(&mut self, data: Vec<u8>) -> Result<(), Fail> {
-        let wire = self.link.bytes_per_sec.map_or(Duration::ZERO, |bps| {
-            Duration::from_secs_f64(data.len() as f64 / f64::from(bps.max(1)))
-        });
-        let len = data.len();
-        self.link.send(data);
-        self.wait_for(self.step_timeout + wire, |s| match s.link.poll_written() {
-            Some(Ok(_)) => Ok(Some(())),
-            Some(Err(e)) => Err(Fail::Other(format!("writing {len} bytes failed: {e}"))),
-            None => Ok(None),
-        })
-        .map_err(|f| match f {
-            Fail::Timeout(d) => Fail::Other(format!(
-                "the target did not take all {len} bytes within {:.1}s (it stopped reading)",
-                d.as_secs_f64()
-            )),
-            f => f,
-        })
-    }
-
-    /// Find new prompts, then update the window.
-    fn refresh(&mut self) {
-        let clean = &self.out.clean;
-        let plen = self.prompt.len();
-        if plen > 0 {
-            while let Some(p) = find(&clean[self.scan..], &self.prompt) {
-                self.prompts.push(self.scan + p);
-                self.scan += p + plen;
-            }
-            self.scan = self.scan.max(clean.len().saturating_sub(plen - 1));
-        }
-        self.win.refresh(clean, &self.prompts);
-    }
-
-    /// Where the output after prompt number `k` (1-based) starts.
+    /// Where the output after prompt number `k` starts (0: the session's start).
     fn after_prompt(&self, k: usize) -> usize {
-        match k {
-            0 => 0,
-            k => self.prompts[k - 1] + self.prompt.len(),
+        self.t
+            .prompt_start(k)
+            .map_or(0, |p| p + self.t.prompt().len())
+    }
+
+    /// Attach to a running target: drain old output, then send Ctrl-C and Enter
+    /// alternately until the output ends with a prompt that came after the key and has
+    /// been quiet for [`ATTACH_QUIET`].
+    fn attach(&mut self) -> Result<(), Fail> {
+        match self.wait_for(ATTACH_DRAIN, |_| Ok(None::<()>)) {
+            Ok(()) | Err(Fail::Timeout(_)) => {}
+            Err(f) => return Err(f),
         }
+        let mark = self.t.end();
+        let keys: [&[u8]; 2] = [b"\x03", b"\r"];
+        let mut tries = 1usize;
+        let mut sent = Instant::now();
+        self.link.send(keys[0].to_vec());
+        self.wait_for(self.step_timeout, |s| {
+            let plen = s.t.prompt().len();
+            let fresh =
+                s.t.prompt_start(s.t.prompts())
+                    .is_some_and(|p| p >= mark && p + plen == s.t.end());
+            if fresh {
+                return Ok((s.last_data.elapsed() >= ATTACH_QUIET).then_some(()));
+            }
+            if sent.elapsed() >= ATTACH_RETRY {
+                s.link.send(keys[tries % 2].to_vec());
+                tries += 1;
+                sent = Instant::now();
+            }
+            Ok(None)
+        })?;
+        // Every key was written (so no write completion is left for a later step).
+        let mut written = 0;
+        self.wait_for(self.step_timeout, |s| {
+            while let Some(r) = s.link.poll_written() {
+                r.map_err(|e| Fail::Other(format!("writing a key failed: {e}")))?;
+                written += 1;
+            }
+            Ok((written == tries).then_some(()))
+        })?;
+        self.owed = self.t.prompts();
+        self.cursor = self.after_prompt(self.owed);
+        self.win = Window::first(mark, self.owed, "the output after attaching");
+        Ok(())
     }
 
     /// Wait until every prompt owed so far has arrived: the shell is idle.
     fn wait_idle(&mut self, timeout: Duration) -> Result<(), Fail> {
         let owed = self.owed;
-        self.wait_for(timeout, |s| Ok((s.prompts.len() >= owed).then_some(())))?;
+        self.wait_for(timeout, |s| Ok((s.t.prompts() >= owed).then_some(())))?;
         self.cursor = self.cursor.max(self.after_prompt(owed));
         Ok(())
     }
@@ -616,15 +646,13 @@ impl<'o> Session<'o> {
     fn finish_window(&mut self, timeout: Duration) -> Result<(), Fail> {
         if self.win.end_prompt.is_none() {
             let from = self.cursor.max(self.win.start);
-            let k = self.wait_for(timeout, |s| {
-                Ok(s.prompts.iter().position(|&p| p >= from).map(|i| i + 1))
-            })?;
+            let k = self.wait_for(timeout, |s| Ok(s.t.prompt_at_or_after(from)))?;
             self.win.end_prompt = Some(k);
             self.owed = self.owed.max(k);
-            self.refresh();
+            self.win.refresh(&self.t);
         }
         let end = self.wait_for(timeout, |s| Ok(s.win.end))?;
-        self.cursor = self.cursor.max(end + self.prompt.len());
+        self.cursor = self.cursor.max(end + self.t.prompt().len());
         Ok(())
     }
 
@@ -633,44 +661,23 @@ impl<'o> Session<'o> {
         let out_start = self.win.out_start?;
         let (to, fin) = match self.win.end {
             Some(e) => (e, true),
-            None => (self.out.clean.len(), false),
+            None => (self.t.end(), false),
         };
-        let from = self.cursor.max(out_start).min(to);
+        let from = self.cursor.max(out_start).max(self.t.dropped()).min(to);
         Some((from, to, fin))
     }
 
-    /// Complete lines in the region: (start, end) with end at the newline (or the
-    /// prompt for the last line once the window ended).
-    fn lines(&self) -> Vec<(usize, usize)> {
-        let Some((from, to, fin)) = self.region() else {
-            return Vec::new();
-        };
-        let clean = &self.out.clean;
+    /// The region from its first line boundary: (start position, final), or `None`
+    /// while no line has begun in it.
+    fn line_region(&self) -> Option<(usize, usize, bool)> {
+        let (from, to, fin) = self.region()?;
         let out_start = self.win.out_start.unwrap_or(from);
-        // Begin at a line boundary at or after `from`.
-        let mut p = from;
-        if p > out_start && clean[p - 1] != b'\n' {
-            match clean[p..to].iter().position(|&c| c == b'\n') {
-                Some(k) => p += k + 1,
-                None => return Vec::new(),
-            }
+        let at_boundary = from <= out_start || self.t.get(from - 1, from) == b"\n";
+        if at_boundary {
+            return Some((from, to, fin));
         }
-        let mut v = Vec::new();
-        while p < to {
-            match clean[p..to].iter().position(|&c| c == b'\n') {
-                Some(k) => {
-                    v.push((p, p + k));
-                    p += k + 1;
-                }
-                None => {
-                    if fin {
-                        v.push((p, to));
-                    }
-                    break;
-                }
-            }
-        }
-        v
+        let k = self.t.get(from, to).iter().position(|&c| c == b'\n')?;
+        Some((from + k + 1, to, fin))
     }
 
     fn expand(&self, t: &Text, index: Option<usize>) -> Result<Vec<u8>, Fail> {
@@ -678,8 +685,10 @@ impl<'o> Session<'o> {
     }
 
     fn describe(&self, step: &Step) -> String {
-        let ex = |t: &Text| esc(&t.expand(&self.vars, None).unwrap_or_default());
+        let ex =
+            |t: &Text| escape::Bytes(&t.expand(&self.vars, None).unwrap_or_default()).to_string();
         let w = &self.win.label;
+        let prompt = escape::Bytes(self.t.prompt());
         match step {
             Step::Expect(t) => format!("`{}` in {w}", ex(t)),
             Step::ExpectRe(p) => format!("a match for /{}/ in {w}", p.source),
@@ -690,14 +699,12 @@ impl<'o> Session<'o> {
                     .iter()
                     .map(|p| match p {
                         Piece::Index => "{i}".to_string(),
-                        p => esc(&Text(vec![p.clone()])
-                            .expand(&self.vars, None)
-                            .unwrap_or_default()),
+                        p => ex(&Text(vec![p.clone()])),
                     })
                     .collect();
                 format!(
                     "{count} lines `{shown}` (i = 0..{}) in order in {w}",
-                    count - 1
+                    count.saturating_sub(1)
                 )
             }
             Step::ExpectNot(t) => format!("no `{}` in {w}", ex(t)),
@@ -706,10 +713,9 @@ impl<'o> Session<'o> {
                 self.golden_path(name).display()
             ),
             Step::ExpectNotRe(p) => format!("no match for /{}/ in {w}", p.source),
-            Step::WaitPrompt => format!("the prompt `{}` after {w}", esc(&self.prompt)),
+            Step::WaitPrompt => format!("the prompt `{prompt}` after {w}"),
             Step::Command(_) | Step::Paste { .. } => format!(
-                "the prompt `{}` (number {} since boot) after {w}, then to send the line",
-                esc(&self.prompt),
+                "the prompt `{prompt}` (number {} of the session) after {w}, then to send the line",
                 self.owed
             ),
             Step::Raw(_) | Step::SendFile(_) | Step::SendGen { .. } => "to send the bytes".into(),
@@ -727,7 +733,7 @@ impl<'o> Session<'o> {
             self.owed += lines;
         } else {
             if let Some(end) = self.win.end {
-                self.cursor = self.cursor.max(end + self.prompt.len());
+                self.cursor = self.cursor.max(end + self.t.prompt().len());
             }
             self.owed += lines;
             let end_prompt = (lines > 0).then_some(self.owed);
@@ -736,30 +742,73 @@ impl<'o> Session<'o> {
         Ok(())
     }
 
-    fn send_command(&mut self, lines: Vec<Vec<u8>>, label: String) -> Result<(), Fail> {
+    /// Types `count` lines (`line(i)`, each followed by the line ending) as one burst.
+    fn send_lines(
+        &mut self,
+        count: usize,
+        line: impl Fn(usize) -> Vec<u8>,
+        label: String,
+    ) -> Result<(), Fail> {
         // Raw input typed at the prompt without a line end (an open stream) is the
         // start of this line: the shell is idle once every owed prompt is in.
         self.wait_idle(self.step_timeout)?;
         let start = self.after_prompt(self.owed).max(self.cursor);
         self.cursor = start;
-        let mut data = Vec::new();
-        for l in &lines {
-            data.extend_from_slice(l);
-            data.extend_from_slice(&self.eol);
-        }
         // The echo is what a terminal shows of the first line: the line editor
         // consumes its escape sequences and control bytes.
-        let mut echo = Output::default();
-        echo.ingest(lines.first().map_or(&[][..], |l| l.as_slice()));
-        self.owed += lines.len();
-        self.win = Window::command(start, self.owed, echo.clean, label);
-        self.write(data)
+        let echo = crate::filter::clean(&line(0));
+        self.owed += count;
+        self.win = Window::command(start, self.owed, echo, label);
+        let eol = self.eol.clone();
+        let mut i = 0;
+        let chunks = std::iter::from_fn(|| {
+            if i >= count {
+                return None;
+            }
+            let mut chunk = Vec::new();
+            while i < count && chunk.len() < SEND_CHUNK {
+                chunk.extend_from_slice(&line(i));
+                chunk.extend_from_slice(&eol);
+                i += 1;
+            }
+            Some(Ok(chunk))
+        });
+        self.send_chunks(chunks, None)
     }
 
-    fn payload(&mut self, data: Vec<u8>, lines: usize, label: String) -> Result<(), Fail> {
+    /// Sends a payload for a running command (or typed at the prompt), generated in
+    /// chunks; `${len}`/`${crc32}` become its length and CRC-32.
+    fn payload(
+        &mut self,
+        chunks: impl Iterator<Item = Result<Vec<u8>, Fail>>,
+        total: u64,
+        lines: usize,
+        label: String,
+    ) -> Result<(), Fail> {
         self.before_raw(lines, label)?;
-        self.vars.payload = Some((data.len(), vmcirc::crc32::crc32(&data)));
-        self.write(data)
+        let mut digest = vmcirc::crc32::CRC32.digest();
+        let mut len = 0u64;
+        let counted = chunks.inspect(|c| {
+            if let Ok(c) = c {
+                digest.update(c);
+                len += c.len() as u64;
+            }
+        });
+        self.send_chunks(counted, Some(total))?;
+        self.vars.payload = Some((len, digest.finalize()));
+        Ok(())
+    }
+
+    /// The CRC-32 of `sendgen len seed`, computed within the step's time.
+    fn sendgen_crc(&mut self, len: u64, seed: u64) -> Result<u32, Fail> {
+        let timeout = self.step_timeout;
+        let step_deadline = deadline_after(timeout);
+        let mut digest = vmcirc::crc32::CRC32.digest();
+        for chunk in sendgen_chunks(len, seed) {
+            digest.update(&chunk?);
+            self.check_time(step_deadline, timeout)?;
+        }
+        Ok(digest.finalize())
     }
 
     fn step(&mut self, line: &Line) -> Result<(), Fail> {
@@ -767,7 +816,7 @@ impl<'o> Session<'o> {
         let at = line.lineno;
         match &line.step {
             Step::Timeout(d) => self.step_timeout = *d,
-            Step::Prompt(p) => self.prompt = p.clone(),
+            Step::Prompt(p) => self.t.set_prompt(p),
             Step::Eol(e) => self.eol = e.clone(),
             Step::Sleep(d) => match self.wait_for(*d, |_| Ok(None::<()>)) {
                 Ok(()) | Err(Fail::Timeout(_)) => {}
@@ -775,15 +824,19 @@ impl<'o> Session<'o> {
             },
             Step::Command(text) => {
                 let l = text.literal();
-                let label = format!("the output of `> {}` (line {at})", esc(&l));
-                self.send_command(vec![l], label)?;
+                let label = format!("the output of `> {}` (line {at})", escape::Bytes(&l));
+                self.send_lines(1, |_| l.clone(), label)?;
             }
             Step::Paste { count, template } => {
-                let lines = (0..*count)
-                    .map(|i| self.expand(template, Some(i)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                // Variables do not change during the step: if line 0 expands, all do.
+                self.expand(template, Some(0))?;
+                let vars = self.vars;
                 let label = format!("the output of the {count} pasted lines (line {at})");
-                self.send_command(lines, label)?;
+                self.send_lines(
+                    *count,
+                    |i| template.expand(&vars, Some(i)).unwrap_or_default(),
+                    label,
+                )?;
             }
             Step::Raw(text) => {
                 let label = format!("the output after `raw` (line {at})");
@@ -792,19 +845,40 @@ impl<'o> Session<'o> {
                     .iter()
                     .filter(|&&b| matches!(b, b'\r' | b'\n' | 0x03))
                     .count();
-                self.payload(bytes, lines, label)?;
+                let total = bytes.len() as u64;
+                self.payload(std::iter::once(Ok(bytes)), total, lines, label)?;
             }
             Step::SendFile(path) => {
                 let full = self.opts.base_dir.join(path);
-                let data = std::fs::read(&full)
-                    .map_err(|e| Fail::Other(format!("cannot read {}: {e}", full.display())))?;
+                let shown = full.display().to_string();
+                let cannot =
+                    move |e: std::io::Error| Fail::Other(format!("cannot read {shown}: {e}"));
+                let mut file = std::fs::File::open(&full).map_err(&cannot)?;
+                let total = file.metadata().map_err(&cannot)?.len();
+                let mut done = false;
+                let chunks = std::iter::from_fn(|| {
+                    if done {
+                        return None;
+                    }
+                    let mut buf = vec![0u8; SEND_CHUNK];
+                    match file.read(&mut buf) {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some(Ok(buf))
+                        }
+                        Err(e) => {
+                            done = true;
+                            Some(Err(cannot(e)))
+                        }
+                    }
+                });
                 let label = format!("the output after `sendfile` (line {at})");
-                self.payload(data, 0, label)?;
+                self.payload(chunks, total, 0, label)?;
             }
             Step::SendGen { len, seed, pin } => {
-                let data = splitmix_bytes(*len, *seed);
-                let crc = vmcirc::crc32::crc32(&data);
                 if let Some(pin) = pin {
+                    let crc = self.sendgen_crc(*len, *seed)?;
                     if crc != *pin {
                         return Err(Fail::Other(format!(
                             "the generated stream has CRC-32 {crc:08x}, the script pins {pin:08x}: \
@@ -813,7 +887,7 @@ impl<'o> Session<'o> {
                     }
                 }
                 let label = format!("the output after `sendgen` (line {at})");
-                self.payload(data, 0, label)?;
+                self.payload(sendgen_chunks(*len, *seed), *len, 0, label)?;
             }
             Step::Expect(text) => {
                 let needle = self.expand(text, None)?;
@@ -821,7 +895,7 @@ impl<'o> Session<'o> {
                     let Some((from, to, fin)) = s.region() else {
                         return Ok(None);
                     };
-                    match find(&s.out.clean[from..to], &needle) {
+                    match find(s.t.get(from, to), &needle) {
                         Some(p) => Ok(Some(from + p + needle.len())),
                         None if fin => Err(Fail::PromptFirst),
                         None => Ok(None),
@@ -835,17 +909,15 @@ impl<'o> Session<'o> {
                     let Some((from, to, fin)) = s.region() else {
                         return Ok(None);
                     };
+                    let text = s.t.get(from, to);
                     // Until the prompt is in, only look at complete lines, so a regex
                     // cannot match half a number that is still arriving.
                     let lim = if fin {
-                        to
+                        text.len()
                     } else {
-                        s.out.clean[from..to]
-                            .iter()
-                            .rposition(|&c| c == b'\n')
-                            .map_or(from, |k| from + k + 1)
+                        text.iter().rposition(|&c| c == b'\n').map_or(0, |k| k + 1)
                     };
-                    match re.find(&s.out.clean[from..lim]) {
+                    match re.find(&text[..lim]) {
                         Some(m) => Ok(Some(from + m.end())),
                         None if fin => Err(Fail::PromptFirst),
                         None => Ok(None),
@@ -855,39 +927,42 @@ impl<'o> Session<'o> {
             }
             Step::ExpectLine(text) => {
                 let want = self.expand(text, None)?;
-                self.expect_lines(t, &[want])?;
+                self.expect_lines(t, 1, |_| want.clone())?;
             }
             Step::ExpectEach { count, template } => {
-                let wants = (0..*count)
-                    .map(|i| self.expand(template, Some(i)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.expect_lines(t, &wants)?;
+                self.expand(template, Some(0))?;
+                let vars = self.vars;
+                self.expect_lines(t, *count, |i| {
+                    template.expand(&vars, Some(i)).unwrap_or_default()
+                })?;
             }
             Step::ExpectNot(text) => {
                 let needle = self.expand(text, None)?;
                 let (a, b) = self.whole_output(t)?;
-                if let Some(p) = find(&self.out.clean[a..b], &needle) {
+                let out = self.t.get(a, b);
+                if let Some(p) = find(out, &needle) {
                     return Err(Fail::Other(format!(
                         "found at offset {p} of the output: `{}`",
-                        esc(context(&self.out.clean[a..b], p, needle.len()))
+                        escape::Bytes(context(out, p, needle.len()))
                     )));
                 }
             }
             Step::ExpectNotRe(pat) => {
                 let re = pat.compile(&self.vars).map_err(Fail::Other)?;
                 let (a, b) = self.whole_output(t)?;
-                if let Some(m) = re.find(&self.out.clean[a..b]) {
+                let out = self.t.get(a, b);
+                if let Some(m) = re.find(out) {
                     return Err(Fail::Other(format!(
                         "matched at offset {} of the output: `{}`",
                         m.start(),
-                        esc(context(&self.out.clean[a..b], m.start(), m.len()))
+                        escape::Bytes(context(out, m.start(), m.len()))
                     )));
                 }
             }
             Step::ExpectGolden(name) => {
                 let (a, b) = self.whole_output(t)?;
-                let got = self.out.clean[a..b].to_vec();
-                self.golden(name, &got)?;
+                let got = self.t.get(a, b).to_vec();
+                self.accepted = golden::check(&self.golden_path(name), &got, self.opts.accept)?;
             }
             Step::WaitPrompt => {
                 self.finish_window(t)?;
@@ -898,113 +973,70 @@ impl<'o> Session<'o> {
     }
 
     /// Wait for the window's prompt; the whole output of the window, (start, end).
+    /// Fails when part of it was dropped (longer than `--max-output`).
     fn whole_output(&mut self, t: Duration) -> Result<(usize, usize), Fail> {
         self.finish_window(t)?;
         let a = self.win.out_start.unwrap_or(self.win.start);
-        Ok((a, self.win.end.unwrap_or(0).max(a)))
+        let b = self.win.end.unwrap_or(0).max(a);
+        if a < self.t.dropped() {
+            return Err(Fail::Other(format!(
+                "the output is longer than the tool keeps (--max-output {}): its first {} bytes \
+                 were dropped, so it cannot be checked whole",
+                self.t.cap(),
+                self.t.dropped() - a
+            )));
+        }
+        Ok((a, b))
     }
 
     fn golden_path(&self, name: &str) -> PathBuf {
         self.opts.base_dir.join("golden").join(name)
     }
 
-    /// Compare `got` with the golden file `name`, or (`--accept`) write it there.
-    fn golden(&mut self, name: &str, got: &[u8]) -> Result<(), Fail> {
-        let path = self.golden_path(name);
-        let shown = path.display();
-        let old = match std::fs::read(&path) {
-            Ok(b) => Some(without_cr(&b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Fail::Other(format!("cannot read {shown}: {e}"))),
-        };
-        if !self.accept {
-            let Some(want) = old else {
-                return Err(Fail::Other(format!(
-                    "the golden file {shown} does not exist; to create it from this output, \
-                     run the script with --accept (or VMCIRC_ACCEPT=1, `make accept`), then read the file"
-                )));
-            };
-            if want == got {
-                return Ok(());
-            }
-            return Err(Fail::Golden {
-                summary: format!(
-                    "the output differs from {shown}: {}",
-                    diff_summary(&want, got)
-                ),
-                diff: line_diff(&want, got, "expected (golden file)"),
-            });
-        }
-        let lines = split_lines(got).len();
-        let acc = match old {
-            Some(want) if want == got => Accepted {
-                changed: false,
-                note: format!("unchanged: {shown}, {}", n_lines(lines)),
-                diff: Vec::new(),
-            },
-            old => {
-                let write = || -> std::io::Result<()> {
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    std::fs::write(&path, got)
-                };
-                write().map_err(|e| Fail::Other(format!("cannot write {shown}: {e}")))?;
-                match old {
-                    None => Accepted {
-                        changed: true,
-                        note: format!("new file: {shown}, {}", n_lines(lines)),
-                        diff: Vec::new(),
-                    },
-                    Some(want) => Accepted {
-                        changed: true,
-                        note: format!("changed: {shown}, {}", diff_summary(&want, got)),
-                        diff: line_diff(&want, got, "golden file before"),
-                    },
-                }
-            }
-        };
-        self.accepted = Some(acc);
-        Ok(())
-    }
-
-    /// Find whole lines equal to `wants`, in order, each after the previous.
-    fn expect_lines(&mut self, t: Duration, wants: &[Vec<u8>]) -> Result<(), Fail> {
+    /// Find `count` whole lines equal to `want(0)`, `want(1)`, ..., in order, each
+    /// after the previous.
+    fn expect_lines(
+        &mut self,
+        t: Duration,
+        count: usize,
+        want: impl Fn(usize) -> Vec<u8>,
+    ) -> Result<(), Fail> {
         let mut next = 0;
+        let mut current = want(0);
         let res = self.wait_for(t, |s| {
-            let lines = s.lines();
-            let mut i = 0;
-            while next < wants.len() {
-                let want = &wants[next];
-                match lines[i..]
-                    .iter()
-                    .position(|&(a, b)| &s.out.clean[a..b] == want.as_slice())
-                {
-                    Some(k) => {
-                        let (_, b) = lines[i + k];
-                        s.cursor = b; // the next search starts after this line
-                        i += k + 1;
-                        next += 1;
+            let Some((from, to, fin)) = s.line_region() else {
+                return Ok(None);
+            };
+            let text = s.t.get(from, to);
+            let mut cursor = None;
+            for (a, b) in line_spans(text, fin) {
+                if text[a..b] == current[..] {
+                    cursor = Some(from + b); // the next search starts after this line
+                    next += 1;
+                    if next == count {
+                        break;
                     }
-                    None => break,
+                    current = want(next);
                 }
             }
-            if next == wants.len() {
+            if let Some(c) = cursor {
+                s.cursor = c;
+            }
+            if next == count {
                 return Ok(Some(()));
             }
-            if s.region().is_some_and(|(_, _, fin)| fin) {
+            if fin {
                 return Err(Fail::PromptFirst);
             }
             Ok(None)
         });
         res.map_err(|f| {
-            if wants.len() > 1 {
+            if count > 1 {
                 Fail::Other(format!(
-                    "{} (line {} of {}, `{}`, was the first one missing)",
+                    "{} (line {} of {count}, `{}`, was the first one missing)",
                     f.explain(),
                     next + 1,
-                    wants.len(),
-                    esc(&wants[next.min(wants.len() - 1)])
+                    escape::Bytes(&current)
                 ))
             } else {
                 f
@@ -1013,271 +1045,73 @@ impl<'o> Session<'o> {
     }
 }
 
-/// A golden file as compared: CRLF line ends read as LF (the output has no `\r`).
-fn without_cr(b: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(b.len());
-    for (i, &c) in b.iter().enumerate() {
-        if !(c == b'\r' && b.get(i + 1) == Some(&b'\n')) {
-            v.push(c);
+/// The `sendgen` stream in chunks: splitmix64 from `seed`, 8 LE bytes a step
+/// ([`vmcirc::prng::SplitMix64`]), `len` bytes in all.
+fn sendgen_chunks(len: u64, seed: u64) -> impl Iterator<Item = Result<Vec<u8>, Fail>> {
+    let mut gen = vmcirc::prng::SplitMix64::new(seed);
+    let mut left = len;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
         }
-    }
-    v
-}
-
-/// Lines with their `\n` (the last one may lack it).
-fn split_lines(b: &[u8]) -> Vec<&[u8]> {
-    b.split_inclusive(|&c| c == b'\n').collect()
-}
-
-/// "first difference at line N (golden file E lines, received R lines)".
-fn diff_summary(want: &[u8], got: &[u8]) -> String {
-    let (w, g) = (split_lines(want), split_lines(got));
-    let first = w.iter().zip(&g).take_while(|(a, b)| a == b).count();
-    format!(
-        "first difference at line {} (golden file {}, received {})",
-        first + 1,
-        n_lines(w.len()),
-        n_lines(g.len())
-    )
-}
-
-fn n_lines(n: usize) -> String {
-    if n == 1 {
-        "1 line".into()
-    } else {
-        format!("{n} lines")
-    }
-}
-
-/// One line of a diff, readable: printable ASCII and tabs as they are, other bytes
-/// as `\xNN`, and a note when the line has no final newline.
-fn show_line(l: &[u8]) -> String {
-    let (body, nl) = match l.strip_suffix(b"\n") {
-        Some(b) => (b, true),
-        None => (l, false),
-    };
-    let mut s = String::new();
-    for &c in body {
-        match c {
-            b'\t' | 0x20..=0x7e => s.push(char::from(c)),
-            _ => s.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    if !nl {
-        s.push_str("  (no newline at the end)");
-    }
-    s
-}
-
-/// Lines of context around each change in [`line_diff`].
-const DIFF_CONTEXT: usize = 2;
-/// Most diff lines shown.
-const DIFF_MAX_LINES: usize = 60;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Op {
-    Same,
-    Del,
-    Ins,
-}
-
-/// A unified-style line diff of `want` (the golden file) and `got` (received): hunks
-/// `@@ -E,n +R,m @@` of lines marked ` ` (both), `-` (expected only) and `+`
-/// (received only), each with its line number in the golden file and in the output.
-fn line_diff(want: &[u8], got: &[u8], old: &str) -> Vec<String> {
-    let (w, g) = (split_lines(want), split_lines(got));
-    // Common head and tail, then a longest-common-subsequence table for the middle
-    // (or, if that would be huge, the middle as one replaced block).
-    let head = w.iter().zip(&g).take_while(|(a, b)| a == b).count();
-    let tail = w[head..]
-        .iter()
-        .rev()
-        .zip(g[head..].iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
-    let (a, b) = (&w[head..w.len() - tail], &g[head..g.len() - tail]);
-    let mut ops = vec![Op::Same; head];
-    if a.len().saturating_mul(b.len()) <= 4_000_000 {
-        let cols = b.len() + 1;
-        let mut lcs = vec![0u32; (a.len() + 1) * cols];
-        for i in (0..a.len()).rev() {
-            for j in (0..b.len()).rev() {
-                lcs[i * cols + j] = if a[i] == b[j] {
-                    lcs[(i + 1) * cols + j + 1] + 1
-                } else {
-                    lcs[(i + 1) * cols + j].max(lcs[i * cols + j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() || j < b.len() {
-            if i < a.len() && j < b.len() && a[i] == b[j] {
-                ops.push(Op::Same);
-                i += 1;
-                j += 1;
-            } else if j == b.len()
-                || (i < a.len() && lcs[(i + 1) * cols + j] >= lcs[i * cols + j + 1])
-            {
-                ops.push(Op::Del);
-                i += 1;
-            } else {
-                ops.push(Op::Ins);
-                j += 1;
-            }
-        }
-    } else {
-        ops.extend(std::iter::repeat_n(Op::Del, a.len()));
-        ops.extend(std::iter::repeat_n(Op::Ins, b.len()));
-    }
-    ops.extend(std::iter::repeat_n(Op::Same, tail));
-
-    // Positions (golden line, output line) before each op.
-    let mut pos = Vec::with_capacity(ops.len() + 1);
-    let (mut i, mut j) = (0, 0);
-    for op in &ops {
-        pos.push((i, j));
-        match op {
-            Op::Same => (i, j) = (i + 1, j + 1),
-            Op::Del => i += 1,
-            Op::Ins => j += 1,
-        }
-    }
-    pos.push((i, j));
-
-    // Hunks: ranges of ops around the changes.
-    let mut hunks: Vec<(usize, usize)> = Vec::new();
-    for k in (0..ops.len()).filter(|&k| ops[k] != Op::Same) {
-        let (lo, hi) = (
-            k.saturating_sub(DIFF_CONTEXT),
-            (k + 1 + DIFF_CONTEXT).min(ops.len()),
-        );
-        match hunks.last_mut() {
-            Some(h) if lo <= h.1 => h.1 = hi,
-            _ => hunks.push((lo, hi)),
-        }
-    }
-    let mut out = vec![format!("--- {old}"), "+++ received".to_string()];
-    let total: usize = hunks.iter().map(|(lo, hi)| hi - lo + 1).sum();
-    let mut shown = 0;
-    for &(lo, hi) in &hunks {
-        let ((i0, j0), (i1, j1)) = (pos[lo], pos[hi]);
-        let start = |p: usize, n: usize| if n == 0 { p } else { p + 1 };
-        out.push(format!(
-            "@@ -{},{} +{},{} @@",
-            start(i0, i1 - i0),
-            i1 - i0,
-            start(j0, j1 - j0),
-            j1 - j0
-        ));
-        shown += 1;
-        for k in lo..hi {
-            if shown >= DIFF_MAX_LINES {
-                out.push(format!("... ({} more diff lines)", total - shown));
-                return out;
-            }
-            let (i, j) = pos[k];
-            out.push(match ops[k] {
-                Op::Same => format!("  {:>4} {:>4} | {}", i + 1, j + 1, show_line(w[i])),
-                Op::Del => format!("- {:>4} {:>4} | {}", i + 1, "", show_line(w[i])),
-                Op::Ins => format!("+ {:>4} {:>4} | {}", "", j + 1, show_line(g[j])),
-            });
-            shown += 1;
-        }
-    }
-    out
+        // SEND_CHUNK is a multiple of 8: each chunk continues the stream exactly.
+        let n = usize::try_from(left).unwrap_or(SEND_CHUNK).min(SEND_CHUNK);
+        let mut buf = vec![0u8; n];
+        gen.fill(&mut buf);
+        left -= n as u64;
+        Some(Ok(buf))
+    })
 }
 
 fn context(b: &[u8], at: usize, len: usize) -> &[u8] {
     let a = at.saturating_sub(30);
-    let z = (at + len + 30).min(b.len());
-    &b[a..z]
+    let z = at.saturating_add(len).saturating_add(30).min(b.len());
+    &b[a.min(z)..z]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn clean(raw: &[u8]) -> Vec<u8> {
-        let mut o = Output::default();
-        // Feed byte by byte: sequences split across reads must still be removed.
-        for b in raw {
-            o.ingest(std::slice::from_ref(b));
+    #[test]
+    fn sendgen_chunks_are_one_stream() {
+        for len in [0u64, 1, 13, 65536, 65537, 200_003] {
+            let mut whole = vec![0u8; len as usize];
+            vmcirc::prng::SplitMix64::new(7).fill(&mut whole);
+            let joined: Vec<u8> = sendgen_chunks(len, 7)
+                .flat_map(|c| c.ok().unwrap())
+                .collect();
+            assert!(joined == whole, "len {len}");
         }
-        o.clean
+        // CRC-32 values computed independently with Python's zlib.crc32.
+        let crc = |len, seed| {
+            let mut d = vmcirc::crc32::CRC32.digest();
+            for c in sendgen_chunks(len, seed) {
+                d.update(&c.ok().unwrap());
+            }
+            d.finalize()
+        };
+        assert_eq!(crc(16384, 42), 0x8bde_31dc);
+        assert_eq!(crc(100, 7), 0x3ae7_3ba6);
+        assert_eq!(crc(13, 0), 0x9063_eb70);
     }
 
     #[test]
-    fn filter_removes_terminal_control() {
-        assert_eq!(clean(b"a\x1b[6nb\r\n\x1b[1;32mc\x1b[0m\x07\x08"), b"ab\nc");
-        assert_eq!(clean(b"x\x1b]0;title\x07y\x1b]2;t\x1b\\z"), b"xyz");
-        assert_eq!(clean(b"tab\there\x1bcok"), b"tab\thereok");
-        // Malformed CSI resyncs instead of eating the rest of the output.
-        assert_eq!(clean(b"a\x1b[12\nb"), b"a\nb");
+    fn lines_and_context() {
+        let spans: Vec<_> = line_spans(b"a\nbc\nd", false).collect();
+        assert_eq!(spans, [(0, 1), (2, 4)]);
+        let spans: Vec<_> = line_spans(b"a\nbc\nd", true).collect();
+        assert_eq!(spans, [(0, 1), (2, 4), (5, 6)]);
+        assert_eq!(nth_line_from_end(b"a\nb\nc\n", 2), 2);
+        assert_eq!(nth_line_from_end(b"a\nb\nc\n", 24), 0);
+        assert_eq!(context(b"abc", 1, usize::MAX), b"abc");
     }
 
     #[test]
-    fn line_diff_marks_changes_with_line_numbers() {
-        let want = b"a\nb\nc\nd\ne\nf\ng\nh\ni\n";
-        let got = b"a\nb\nC\nd\ne\nf\ng\nh\ni\nj\n";
-        assert_eq!(
-            diff_summary(want, got),
-            "first difference at line 3 (golden file 9 lines, received 10 lines)"
-        );
-        let d = line_diff(want, got, "expected (golden file)");
-        assert_eq!(
-            d,
-            [
-                "--- expected (golden file)",
-                "+++ received",
-                "@@ -1,5 +1,5 @@",
-                "     1    1 | a",
-                "     2    2 | b",
-                "-    3      | c",
-                "+         3 | C",
-                "     4    4 | d",
-                "     5    5 | e",
-                "@@ -8,2 +8,3 @@",
-                "     8    8 | h",
-                "     9    9 | i",
-                "+        10 | j",
-            ]
-        );
-        // Changes close together share a hunk.
-        let d = line_diff(
-            b"a\nb\nc\nd\ne\n",
-            b"A\nb\nc\nd\nE\n",
-            "expected (golden file)",
-        );
-        assert_eq!(d[2], "@@ -1,5 +1,5 @@");
-        assert_eq!(d.len(), 3 + 7);
-        // A missing final newline and unprintable bytes are visible.
-        let d = line_diff(b"x\n", b"x\xff", "expected (golden file)");
-        assert_eq!(d[3], "-    1      | x");
-        assert_eq!(d[4], "+         1 | x\\xff  (no newline at the end)");
-        // Long diffs are cut.
-        let many: Vec<u8> = (0..500)
-            .flat_map(|i| format!("{i}\n").into_bytes())
-            .collect();
-        let d = line_diff(b"", &many, "expected (golden file)");
-        assert_eq!(d.len(), DIFF_MAX_LINES + 3);
-        assert!(d.last().unwrap().starts_with("... ("));
-        assert_eq!(without_cr(b"a\r\nb\r\n\r"), b"a\nb\n\r");
-    }
-
-    #[test]
-    fn echo_is_skipped_even_when_wrapped_or_partial() {
-        let c = b"help\ncmd list\n";
-        assert_eq!(skip_echo(c, 0, b"help", false), Some(5));
-        // Wrapped echo of a long line (the editor inserted a newline).
-        let c = b"echo aaaa\naaaa\naaaa aaaa\nvmcirc> ";
-        assert_eq!(skip_echo(c, 0, b"echo aaaaaaaa", false), Some(15));
-        // Bytes the editor does not echo are tolerated.
-        assert_eq!(skip_echo(b"ab\nout\n", 0, b"a\x00\xffb", false), Some(3));
-        // Echo not complete yet.
-        assert_eq!(skip_echo(b"hel", 0, b"help", false), None);
-        assert_eq!(skip_echo(b"help", 0, b"help", false), None);
-        // Rejected line: the output starts at the line where it differs.
-        let c = b"xxxxxxxx\nerror: line too long\n";
-        assert_eq!(skip_echo(c, 0, b"xxxxxxxxxxxxxxxxxxxx", false), Some(9));
+    fn deadlines_never_overflow() {
+        assert!(deadline_after(Duration::MAX).is_none());
+        let soon = deadline_after(Duration::from_secs(1));
+        assert_eq!(earlier(None, soon), soon);
+        assert_eq!(earlier(soon, None), soon);
     }
 }

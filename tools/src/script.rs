@@ -24,6 +24,12 @@
 //! `sendfile`/`sendgen` owes no prompt (a running command consumes it); don't put line
 //! ends in `raw` data that a command consumes, or use `sendfile`.
 //!
+//! Counts are bounded by what a session can do, not by memory: `paste` and
+//! `expect-each` take at most 10,000,000 lines and `sendgen` at most 2^40 bytes
+//! (1 TiB); a larger count is a `line N:` error. Within those, the tool generates
+//! the lines and bytes as the target takes them (and checks lines as they arrive),
+//! so a large count costs time, bounded by the timeouts, never memory.
+//!
 //! `raw`, `sendfile` and `sendgen` sent while a command runs go to that command (e.g.
 //! the bytes for `rx`): they wait until the shell has echoed the command line, so the
 //! bytes cannot land in the line editor. Sent when the shell is idle, they open a new
@@ -51,9 +57,13 @@
 //! of its output, so `> echo hi` / `expect hi` cannot pass on the echo (the line
 //! editor may wrap the echo or drop bytes it does not echo; if the shell rejects the
 //! line part-way, the output starts on the line where the echo stops matching).
-//! Before the first `>`, the output is the boot output up to the first prompt.
+//! Before the first `>`, the output is the boot output up to the first prompt (after
+//! attaching: what the board printed after the key, up to the fresh prompt).
 //! Matching ignores terminal control: ANSI escape sequences, `\r` and other control
 //! characters except `\n` and `\t` are removed (`-v` shows everything as it arrives).
+//! The tool keeps the last 16 MiB of that text (`--max-output`); when a target prints
+//! more, the oldest text is dropped, checks that need a whole output whose start was
+//! dropped fail saying so, and failure reports say how much was dropped.
 //!
 //! In `expect`, `expect-line`, `expect-each`, `expect-not` and the regexes, `${len}`,
 //! `${crc32}` and `${CRC32}` stand for the length and CRC-32 (IEEE, as zlib; 8 hex
@@ -93,12 +103,16 @@
 //!
 //! # Escapes
 //!
-//! TEXT and TEMPLATE arguments understand `\\` `\r` `\n` `\t` `\e` (ESC) `\0`
+//! TEXT and TEMPLATE arguments understand `\\` `\r` `\n` `\t` `\e` (ESC) `\0` `\"`
 //! `\xNN` (any byte) `\$` `\{` `\}`; any other backslash sequence is an error. A
-//! trailing blank is easiest written as `\x20`.
+//! trailing blank is easiest written as `\x20`. The byte escapes are the ones the
+//! tool (and the shell) use to show bytes ([`vmcirc::escape`]), so text copied from a
+//! failure report can be pasted into a script.
 //!
 //! # Result
 //!
+//! Attaching to a running board (`--port`, `--qemu-pty`) adds one step before the
+//! first line, `attach`, which passes when a fresh prompt answered Ctrl-C / Enter.
 //! After the last line the tool checks once more that the shell is idle at the prompt
 //! (it survived), prints `N passed, N failed` (`, N accepted (N changed)` with
 //! `--accept`, `, N skipped` when a failure stopped the run early) and exits 0 only
@@ -107,6 +121,16 @@
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use vmcirc::escape::{unescape_one, UnescapeError};
+
+/// Most bytes one `sendgen` sends (1 TiB: no session sends more).
+pub const MAX_SEND: u64 = 1 << 40;
+/// Most lines one `paste` types or one `expect-each` checks.
+pub const MAX_LINES: usize = 10_000_000;
+
+/// The escapes text arguments understand (for error messages).
+const ESCAPES: &str = r#"\\ \r \n \t \e \0 \xNN \" \$ \{ \}"#;
 
 /// A variable substituted at run time from the most recent payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +162,7 @@ pub struct Text(pub Vec<Piece>);
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Vars {
     /// Length and CRC-32 of the last payload, if any was sent.
-    pub payload: Option<(usize, u32)>,
+    pub payload: Option<(u64, u32)>,
 }
 
 impl Text {
@@ -219,8 +243,8 @@ pub enum Step {
     SendFile(PathBuf),
     /// `sendgen N SEED [crc32=HEX]`.
     SendGen {
-        /// Number of bytes.
-        len: usize,
+        /// Number of bytes (at most [`MAX_SEND`]).
+        len: u64,
         /// splitmix64 seed.
         seed: u64,
         /// Independently computed CRC-32 the stream must have.
@@ -295,6 +319,20 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// `s` with control characters escaped ([`vmcirc::escape`]): an error that quotes
+/// a script line stays one printable line whatever the line holds.
+fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = vmcirc::escape::write_str(&mut out, c.encode_utf8(&mut [0; 4]));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -312,7 +350,10 @@ pub fn parse(text: &str) -> Result<Vec<Line>, ParseError> {
         if body.is_empty() || body.starts_with('#') {
             continue;
         }
-        let step = parse_step(body).map_err(|message| ParseError { lineno, message })?;
+        let step = parse_step(body).map_err(|message| ParseError {
+            lineno,
+            message: printable(&message),
+        })?;
         out.push(Line {
             lineno,
             source: body.to_string(),
@@ -369,7 +410,12 @@ fn parse_step(body: &str) -> Result<Step, String> {
             if !(2..=3).contains(&words.len()) {
                 return Err(format!("`sendgen` takes `N SEED [crc32=HEX]`, found `{a}`"));
             }
-            let len = number(words[0])? as usize;
+            let len = number(words[0])?;
+            if len > MAX_SEND {
+                return Err(format!(
+                    "`sendgen` of {len} bytes is more than any session sends (at most {MAX_SEND}, 1 TiB)"
+                ));
+            }
             let seed = number(words[1])?;
             let pin = match words.get(2) {
                 None => None,
@@ -447,11 +493,16 @@ fn count_and_rest(a: &str) -> Result<(usize, &str), String> {
     let (n, rest) = a
         .split_once(' ')
         .ok_or_else(|| format!("expected `N TEXT`, found `{a}`"))?;
-    let n = number(n)? as usize;
+    let n = number(n)?;
     if n == 0 {
         return Err("the count must be at least 1".into());
     }
-    Ok((n, rest))
+    match usize::try_from(n) {
+        Ok(n) if n <= MAX_LINES => Ok((n, rest)),
+        _ => Err(format!(
+            "a count of {n} lines is more than any session types or checks (at most {MAX_LINES})"
+        )),
+    }
 }
 
 /// Decimal or 0x-hex.
@@ -485,6 +536,9 @@ fn pattern(s: &str) -> Result<Pattern, String> {
 }
 
 /// Process escapes; `vars` allows `${...}`, `template` allows `{i}`.
+///
+/// Byte escapes are [`vmcirc::escape`]'s (the syntax the tool also shows bytes in);
+/// `\$ \{ \}` escape this format's own `${...}` and `{i}`.
 pub fn text(s: &str, vars: bool, template: bool) -> Result<Text, String> {
     let mut pieces = Vec::new();
     let mut lit = Vec::new();
@@ -495,55 +549,38 @@ pub fn text(s: &str, vars: bool, template: bool) -> Result<Text, String> {
             pieces.push(Piece::Lit(std::mem::take(lit)));
         }
     };
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
+        let rest = &bytes[i..];
         if b == b'\\' {
-            let Some(&e) = bytes.get(i + 1) else {
-                return Err("trailing `\\` (write `\\\\` for a backslash)".into());
-            };
-            i += 2;
-            match e {
-                b'\\' => lit.push(b'\\'),
-                b'r' => lit.push(b'\r'),
-                b'n' => lit.push(b'\n'),
-                b't' => lit.push(b'\t'),
-                b'e' => lit.push(0x1b),
-                b'0' => lit.push(0),
-                b'$' => lit.push(b'$'),
-                b'{' => lit.push(b'{'),
-                b'}' => lit.push(b'}'),
-                b'x' => {
-                    let hex = bytes
-                        .get(i..i + 2)
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        .ok_or_else(|| "`\\x` needs two hex digits".to_string())?;
-                    lit.push(hex);
+            match bytes.get(i + 1) {
+                Some(&c @ (b'$' | b'{' | b'}')) => {
+                    lit.push(c);
                     i += 2;
                 }
-                other => {
-                    return Err(format!(
-                    "unknown escape `\\{}` (known: \\\\ \\r \\n \\t \\e \\0 \\xNN \\$ \\{{ \\}})",
-                    char::from(other).escape_default()
-                ))
+                _ => {
+                    let (byte, used) = unescape_one(&rest[1..]).map_err(|e| match e {
+                        UnescapeError::Unknown(_) => format!("{e} (known: {ESCAPES})"),
+                        e => e.to_string(),
+                    })?;
+                    lit.push(byte);
+                    i += 1 + used;
                 }
             }
-        } else if vars && b == b'$' && bytes.get(i + 1) == Some(&b'{') {
-            let rest = &s[i..];
+        } else if vars && rest.starts_with(b"${") {
             let (name, v) = VARS
                 .iter()
-                .find(|(name, _)| rest.starts_with(name))
+                .find(|(name, _)| rest.starts_with(name.as_bytes()))
                 .ok_or_else(|| {
-                    let end = rest.find('}').map_or(rest.len(), |e| e + 1);
+                    let end = rest.iter().position(|&c| c == b'}').map_or(rest.len(), |e| e + 1);
                     format!(
                         "unknown variable `{}` (known: ${{len}} ${{crc32}} ${{CRC32}}; write `\\$` for a dollar)",
-                        &rest[..end]
+                        String::from_utf8_lossy(&rest[..end])
                     )
                 })?;
             flush(&mut lit, &mut pieces);
             pieces.push(Piece::Var(*v));
             i += name.len();
-        } else if template && s[i..].starts_with("{i}") {
+        } else if template && rest.starts_with(b"{i}") {
             flush(&mut lit, &mut pieces);
             pieces.push(Piece::Index);
             i += 3;
@@ -554,13 +591,6 @@ pub fn text(s: &str, vars: bool, template: bool) -> Result<Text, String> {
     }
     flush(&mut lit, &mut pieces);
     Ok(Text(pieces))
-}
-
-/// The deterministic payload of `sendgen`: splitmix64 from `seed`, 8 LE bytes a step.
-pub fn splitmix_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    vmcirc::prng::SplitMix64::new(seed).fill(&mut out);
-    out
 }
 
 #[cfg(test)]
@@ -736,19 +766,201 @@ mod tests {
     }
 
     #[test]
-    fn splitmix_reference() {
-        // splitmix64(seed 0) first output is 0xe220a8397b1dcdaf (the reference sequence).
+    fn huge_counts_are_line_errors_not_crashes() {
+        let cases = [
+            (
+                "sendgen 18446744073709551615 1",
+                "more than any session sends",
+            ),
+            ("sendgen 1099511627777 1", "more than any session sends"),
+            (
+                "paste 100000000000 echo {i}",
+                "more than any session types or checks",
+            ),
+            (
+                "expect-each 100000000000 line-{i}",
+                "more than any session types or checks",
+            ),
+            ("paste 18446744073709551616 x", "is not a number"),
+        ];
+        for (src, want) in cases {
+            let got = err(&format!("> help\n{src}"));
+            assert!(got.starts_with("line 2: "), "{src:?}: {got:?}");
+            assert!(got.contains(want), "{src:?}: {got:?}");
+        }
+        // Up to the bounds they parse (the runner generates them lazily).
         assert_eq!(
-            &splitmix_bytes(8, 0),
-            &0xe220_a839_7b1d_cdafu64.to_le_bytes()
+            one("sendgen 1099511627776 1"),
+            Step::SendGen {
+                len: MAX_SEND,
+                seed: 1,
+                pin: None
+            }
         );
-        assert_eq!(splitmix_bytes(13, 0).len(), 13);
-        // CRC-32 values computed independently with Python's zlib.crc32.
+        assert!(matches!(
+            one("paste 10000000 echo {i}"),
+            Step::Paste {
+                count: MAX_LINES,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_show_control_characters_escaped() {
+        assert!(err("crc32=\r\x01 x").starts_with("line 1: unknown keyword `crc32=\\r\\x01`"));
+        assert!(err("> x\nsleep 1\u{7}").contains("`1\\x07` is not a number of seconds"));
+    }
+
+    #[test]
+    fn non_ascii_text_and_templates() {
+        // A multi-byte character before `{i}` (this used to slice inside it).
+        let Step::Paste { template, .. } = one("paste 2 é{i}ü") else {
+            panic!()
+        };
         assert_eq!(
-            vmcirc::crc32::crc32(&splitmix_bytes(16384, 42)),
-            0x8bde_31dc
+            template.expand(&Vars::default(), Some(1)).unwrap(),
+            "é1ü".as_bytes()
         );
-        assert_eq!(vmcirc::crc32::crc32(&splitmix_bytes(100, 7)), 0x3ae7_3ba6);
-        assert_eq!(vmcirc::crc32::crc32(&splitmix_bytes(13, 0)), 0x9063_eb70);
+        assert_eq!(one("raw \\\"q\\\""), Step::Raw(lit(b"\"q\"")));
+        // `\x` takes exactly two hex digits (no sign).
+        assert!(err("raw \\x+1").contains("`\\x` needs two hex digits"));
+        assert!(err("expect ${").contains("unknown variable `${`"));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Pieces scripts are made of, including the awkward ones.
+        fn fragment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(" ".to_string()),
+                Just("\t".to_string()),
+                Just("\\".to_string()),
+                Just("\\x".to_string()),
+                Just("\\xg".to_string()),
+                Just("\\x4".to_string()),
+                Just("\\x41".to_string()),
+                Just("\\q".to_string()),
+                Just("\\$".to_string()),
+                Just("${".to_string()),
+                Just("${len}".to_string()),
+                Just("${crc32}".to_string()),
+                Just("{i}".to_string()),
+                Just("{".to_string()),
+                Just("é".to_string()),
+                Just("\u{0}".to_string()),
+                Just("\r".to_string()),
+                Just("crc32=".to_string()),
+                Just("crc32=8bde31dc".to_string()),
+                Just("(".to_string()),
+                Just("[a-".to_string()),
+                Just("a{1000}{1000}".to_string()),
+                Just("0".to_string()),
+                Just("-1".to_string()),
+                Just("1e999".to_string()),
+                Just("NaN".to_string()),
+                Just("0x".to_string()),
+                Just("0xffffffffffffffff".to_string()),
+                Just("18446744073709551615".to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("100000000000".to_string()),
+                Just("10000000".to_string()),
+                Just("../x".to_string()),
+                Just("/".to_string()),
+                "[0-9]{1,25}",
+                "\\PC{0,12}",
+                any::<String>().prop_map(|s| s.chars().take(12).collect()),
+            ]
+        }
+
+        fn keyword() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::sample::select(
+                    KEYWORDS.split(", ").map(String::from).collect::<Vec<_>>()
+                ),
+                Just("#".to_string()),
+                Just("".to_string()),
+                "[a-z-]{1,12}",
+            ]
+        }
+
+        /// `LEAD KEYWORD [COUNT ]FRAGMENTS`: counts first, as `paste`, `sendgen` and
+        /// `expect-each` take them.
+        fn line() -> impl Strategy<Value = String> {
+            (
+                "[ \t]{0,2}",
+                keyword(),
+                any::<bool>(),
+                proptest::option::of("[0-9]{1,3} "),
+                proptest::collection::vec(fragment(), 0..6),
+            )
+                .prop_map(|(lead, kw, sep, count, args)| {
+                    format!(
+                        "{lead}{kw}{}{}{}",
+                        if sep { " " } else { "" },
+                        count.unwrap_or_default(),
+                        args.concat()
+                    )
+                })
+        }
+
+        /// Checks the parser's contract on `text`.
+        fn check(text: &str) -> Result<(), TestCaseError> {
+            let lines = text.lines().count().max(1);
+            match parse(text) {
+                Ok(parsed) => {
+                    prop_assert!(!parsed.is_empty());
+                    for l in &parsed {
+                        prop_assert!((1..=lines).contains(&l.lineno));
+                        match &l.step {
+                            Step::SendGen { len, .. } => prop_assert!(*len <= MAX_SEND),
+                            Step::Paste { count, .. } | Step::ExpectEach { count, .. } => {
+                                prop_assert!((1..=MAX_LINES).contains(count))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    prop_assert!(!msg.contains(char::is_control), "{msg:?}");
+                    let rest = msg.strip_prefix("line ");
+                    prop_assert!(rest.is_some(), "{msg:?}");
+                    let (n, what) = rest
+                        .unwrap_or_default()
+                        .split_once(": ")
+                        .unwrap_or_default();
+                    let n: usize = n.parse().unwrap_or(0);
+                    prop_assert!((1..=lines).contains(&n), "{msg:?} for {lines} lines");
+                    prop_assert!(!what.is_empty(), "{msg:?}");
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn random_scripts_parse_or_fail_with_one_line(
+                lines in proptest::collection::vec(line(), 0..8),
+                crlf in any::<bool>(),
+            ) {
+                check(&lines.join(if crlf { "\r\n" } else { "\n" }))?;
+                // Each line alone too (a whole script stops at its first bad line).
+                for l in &lines {
+                    check(l)?;
+                }
+            }
+
+            #[test]
+            fn random_bytes_parse_or_fail_with_one_line(
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+            ) {
+                check(&String::from_utf8_lossy(&bytes))?;
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! Enter (`\r`) reach the board's line editor); the board's bytes go to stdout
 //! unchanged. Ctrl-] (0x1d, as in telnet) quits. The terminal settings are restored
 //! on every way out: the exit key, end of input, a port error, SIGINT/SIGTERM/SIGHUP
-//! (turned into a flag by the handler in `main`), and a panic (the guard's `Drop`).
+//! (the [`Cancel`] passed in), and a panic (the guard's `Drop`).
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -15,6 +15,8 @@ use std::thread;
 use anyhow::Context;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::termios::{self, OptionalActions, Termios};
+
+use crate::cancel::Cancel;
 
 /// The exit key: Ctrl-].
 pub const EXIT_KEY: u8 = 0x1d;
@@ -46,7 +48,7 @@ impl Drop for RawMode {
 }
 
 /// Run the terminal until the exit key, end of input, a signal or a port error.
-pub fn run(port_path: &str, baud: u32) -> anyhow::Result<()> {
+pub fn run(port_path: &str, baud: u32, cancel: &Cancel) -> anyhow::Result<()> {
     let mut port = crate::link::open_serial(port_path, baud)?;
     let mut reader = port
         .try_clone_native()
@@ -78,7 +80,7 @@ pub fn run(port_path: &str, baud: u32) -> anyhow::Result<()> {
         }
     });
 
-    let result = keyboard_to_port(&mut port, &stop);
+    let result = keyboard_to_port(&mut port, &stop, cancel);
     stop.store(true, Ordering::SeqCst);
     let _ = board_to_screen.join();
     drop(raw);
@@ -89,7 +91,11 @@ pub fn run(port_path: &str, baud: u32) -> anyhow::Result<()> {
     result
 }
 
-fn keyboard_to_port(port: &mut impl Write, stop: &AtomicBool) -> anyhow::Result<()> {
+fn keyboard_to_port(
+    port: &mut impl Write,
+    stop: &AtomicBool,
+    cancel: &Cancel,
+) -> anyhow::Result<()> {
     let stdin = rustix::stdio::stdin();
     let mut buf = [0u8; 1024];
     let tick = rustix::event::Timespec {
@@ -97,7 +103,7 @@ fn keyboard_to_port(port: &mut impl Write, stop: &AtomicBool) -> anyhow::Result<
         tv_nsec: 100_000_000,
     };
     loop {
-        if stop.load(Ordering::Relaxed) || crate::interrupted() {
+        if stop.load(Ordering::Relaxed) || cancel.is_cancelled() {
             return Ok(());
         }
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
@@ -118,7 +124,7 @@ fn keyboard_to_port(port: &mut impl Write, stop: &AtomicBool) -> anyhow::Result<
             Some(p) => (&data[..p], true),
             None => (data, false),
         };
-        write_all_retrying(port, data).context("writing to the serial port")?;
+        write_all_retrying(port, data, cancel).context("writing to the serial port")?;
         if quit {
             return Ok(());
         }
@@ -126,7 +132,7 @@ fn keyboard_to_port(port: &mut impl Write, stop: &AtomicBool) -> anyhow::Result<
 }
 
 /// `write_all` that survives the port's write timeout (a full transmit buffer).
-fn write_all_retrying(port: &mut impl Write, mut data: &[u8]) -> io::Result<()> {
+fn write_all_retrying(port: &mut impl Write, mut data: &[u8], cancel: &Cancel) -> io::Result<()> {
     while !data.is_empty() {
         match port.write(data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -135,7 +141,7 @@ fn write_all_retrying(port: &mut impl Write, mut data: &[u8]) -> io::Result<()> 
                 if e.kind() == io::ErrorKind::TimedOut
                     || e.kind() == io::ErrorKind::Interrupted =>
             {
-                if crate::interrupted() {
+                if cancel.is_cancelled() {
                     return Ok(());
                 }
             }

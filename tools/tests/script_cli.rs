@@ -419,3 +419,311 @@ fn a_bad_golden_name_is_a_script_error() {
         );
     }
 }
+
+/// A run of the tool watched from outside: its exit code, output, time, and the
+/// peak of its resident memory (`VmHWM`), polled while it runs. A run that takes
+/// longer than `limit` is killed and reported with code -1.
+struct Watched {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+    peak_kib: u64,
+}
+
+fn watched(dir: &Path, script: &str, exec: &str, extra: &[&str], limit: Duration) -> Watched {
+    use std::io::Read;
+    let file = dir.join("test.vms");
+    std::fs::write(&file, script).unwrap();
+    let t0 = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("script")
+        .arg(&file)
+        .arg("--exec")
+        .arg(exec)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_file) {
+            if let Some(l) = s.lines().find(|l| l.starts_with("VmHWM:")) {
+                let kib: u64 = l.split_whitespace().nth(1).unwrap().parse().unwrap();
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = t0.elapsed();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    eprintln!("--- stdout\n{stdout}--- stderr\n{stderr}--- took {took:?}, peak {peak_kib} KiB");
+    Watched {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout,
+        stderr,
+        took,
+        peak_kib,
+    }
+}
+
+/// Resident memory a session may reach however much the target sends (the output
+/// text is capped at --max-output, 16 MiB by default, the link queue at 1 MiB).
+const MEMORY_BOUND_KIB: u64 = 160 * 1024;
+
+#[test]
+fn a_flooding_target_is_stopped_at_the_step_deadline_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Regression: this reached 14 GB in 9 s and ignored both timeouts.
+    let r = watched(
+        dir.path(),
+        "> help\nexpect never\n",
+        "yes garbage",
+        &[
+            "--timeout",
+            "3",
+            "--session-timeout",
+            "10",
+            "--max-output",
+            "1000000",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("not seen within the step timeout (3.0s)"));
+    assert!(r.took < Duration::from_secs(8), "took {:?}", r.took);
+    assert!(r.peak_kib < MEMORY_BOUND_KIB, "peak {} KiB", r.peak_kib);
+    // The report says the output was cut and how much of it went.
+    assert!(
+        r.stdout.contains(
+            "bytes of output text were dropped (the tool keeps the last 1000000, --max-output)"
+        ),
+        "no drop note"
+    );
+    assert!(r.stdout.contains("          | garbage\\n"));
+}
+
+#[test]
+fn a_flooding_target_is_stopped_at_the_session_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = watched(
+        dir.path(),
+        "> help\nexpect never\n",
+        "yes garbage",
+        &["--timeout", "60", "--session-timeout", "3"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("the session timeout (3s) ran out"));
+    assert!(r.took < Duration::from_secs(8), "took {:?}", r.took);
+    assert!(r.peak_kib < MEMORY_BOUND_KIB, "peak {} KiB", r.peak_kib);
+}
+
+#[test]
+fn huge_counts_cost_time_not_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = format!("'{BIN}' fake-board");
+    let limits = ["--session-timeout", "3"];
+    // 100 GB generated as the board takes it, until the session deadline.
+    let r = watched(
+        dir.path(),
+        "> rx 100000000000\nsendgen 100000000000 1\nexpect-line rx ${len} crc32=${crc32}\n",
+        &board,
+        &limits,
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("the session timeout (3s) ran out"));
+    assert!(r.peak_kib < MEMORY_BOUND_KIB, "peak {} KiB", r.peak_kib);
+    // Ten million pasted lines and as many expected ones: typed and checked lazily.
+    let r = watched(
+        dir.path(),
+        "paste 10000000 echo line-{i}\nexpect-each 10000000 line-{i}\n",
+        &board,
+        &limits,
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("the session timeout (3s) ran out"));
+    assert!(r.peak_kib < MEMORY_BOUND_KIB, "peak {} KiB", r.peak_kib);
+    // Impossible counts are script errors, before anything runs.
+    for line in [
+        "sendgen 18446744073709551615 1",
+        "paste 100000000000 echo x",
+        "expect-each 100000000000 x",
+    ] {
+        let r = watched(
+            dir.path(),
+            &format!("> rx 1\n{line}\n"),
+            &board,
+            &[],
+            Duration::from_secs(30),
+        );
+        assert_eq!(r.code, 2, "{line}");
+        assert!(r.stderr.contains(": line 2: "), "{line}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1);
+    }
+}
+
+/// Whether process `pid` is still running (a zombie has ended).
+fn running(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Polls until neither process runs; false if they still do after 5 s.
+fn all_ended(pids: &[String]) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        if !pids.iter().any(|p| running(p)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Starts a session whose target is `sh` with a background child, then ends the
+/// tool with `signal` (`None`: let the script fail on its own); returns the pids of
+/// the target shell and its child.
+fn session_with_children(signal: Option<&str>, script: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let (pid1, pid2) = (dir.path().join("pid1"), dir.path().join("pid2"));
+    let file = dir.path().join("t.vms");
+    std::fs::write(&file, script).unwrap();
+    let exec = format!(
+        "echo $$ > '{}'; sleep 600 & echo $! > '{}'; exec '{BIN}' fake-board --hang-after 1",
+        pid1.display(),
+        pid2.display()
+    );
+    let mut tool = Command::new(BIN)
+        .arg("script")
+        .arg(&file)
+        .arg("--exec")
+        .arg(exec)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    };
+    let t0 = Instant::now();
+    while (read(&pid1).is_none() || read(&pid2).is_none()) && t0.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pids: Vec<String> = [&pid1, &pid2]
+        .iter()
+        .map(|p| {
+            read(p)
+                .expect("the target wrote its pids")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    if let Some(sig) = signal {
+        assert!(pids.iter().all(|p| running(p)));
+        // Let the session reach its waiting step, then end the tool.
+        std::thread::sleep(Duration::from_millis(300));
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(tool.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let t0 = Instant::now();
+    while tool.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the tool did not end"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pids
+}
+
+#[test]
+fn no_target_process_survives_the_tool_however_it_ends() {
+    let hang = "timeout 60\n> help\n> help\n";
+    // Killed outright or aborted: the tool runs no clean-up code at all.
+    for sig in ["KILL", "ABRT", "TERM", "INT", "HUP"] {
+        let pids = session_with_children(Some(sig), hang);
+        assert!(all_ended(&pids), "SIG{sig}: {pids:?} still running");
+    }
+    // A timed-out step, and a step that fails with an error.
+    let pids = session_with_children(None, "timeout 0.5\n> help\n> help\n");
+    assert!(all_ended(&pids), "timeout: {pids:?} still running");
+    let pids = session_with_children(None, "> help\nsendfile no-such-file\n");
+    assert!(all_ended(&pids), "error: {pids:?} still running");
+}
+
+#[test]
+fn attach_provokes_a_fresh_prompt_from_a_running_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    // The boot banner is old output: the first window is what came after the key.
+    let script = "expect-not fake vmcirc board\n> echo hi\nexpect-line hi\n";
+    let r = run_in(dir.path(), script, "", &["--attach"]);
+    assert_eq!(r.code, 0);
+    assert!(r
+        .stdout
+        .contains("  ok    attach  : the target answered with a fresh prompt"));
+    // attach, 3 steps, end.
+    assert_eq!(last_line(&r.stdout), "5 passed, 0 failed");
+    // Ctrl-C ignored: Enter brings the prompt.
+    let r = run_in(dir.path(), script, "--no-ctrl-c", &["--attach"]);
+    assert_eq!(r.code, 0);
+    // The same script waiting for a boot sees the banner.
+    let r = run_in(dir.path(), script, "", &["--wait-boot"]);
+    assert_eq!(r.code, 1);
+    assert!(r
+        .stdout
+        .contains("FAIL  line   1: expect-not fake vmcirc board"));
+    // A target that never answers fails the attach step, and says what to try.
+    let r = run_in(
+        dir.path(),
+        "> echo hi\n",
+        "--hang-after 0",
+        &["--attach", "--timeout", "2"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("  FAIL  (attach)"));
+    assert!(r
+        .stdout
+        .contains("--wait-boot waits for a board being powered on"));
+    assert_eq!(last_line(&r.stdout), "0 passed, 1 failed, 1 skipped");
+}
