@@ -71,6 +71,11 @@ test-qemu: tool kernel
 	echo "== vmcirc hs send (host encoder -> kernel decoder over the UART)"; \
 	if timeout 600 $(TOOL) hs send tests/data/heatshrink/text_200k.txt -w 13 -l 4 --qemu $(BUILD)/kernel.img; then pass=$$((pass+1)); \
 	else fail=$$((fail+1)); failed="$$failed hs-send"; fi; \
+	echo "== tools/scripts/port/attach.vms and hs send over --qemu-pty (QEMU's console on a pty, opened as --port)"; \
+	if timeout 600 $(TOOL) script tools/scripts/port/attach.vms --qemu-pty $(BUILD)/kernel.img --machine $(MACHINE); then pass=$$((pass+1)); \
+	else fail=$$((fail+1)); failed="$$failed port/attach.vms"; fi; \
+	if timeout 600 $(TOOL) hs send tests/data/heatshrink/text_200k.txt -w 11 -l 4 --qemu-pty $(BUILD)/kernel.img; then pass=$$((pass+1)); \
+	else fail=$$((fail+1)); failed="$$failed hs-send-pty"; fi; \
 	echo "sessions: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
 

@@ -12,9 +12,10 @@
 //!   stream (by default it reads the format's zero history). The reference encoder
 //!   and `hs compress` both emit such references when the input has zero bytes near
 //!   its start, so use it only for streams from encoders that never do. The bytes
-//!   decoded before the bad token are still written.
-//! - `vmcirc hs send` ([`crate::hs_send`]) compresses with [`compress`] and sends the
-//!   stream to the kernel's `hs` shell command.
+//!   decoded before the bad token are still written to stdout (not to a file, see
+//!   below).
+//! - `vmcirc hs send` (`hs_send.rs`, which builds on this file) compresses with
+//!   [`compress`] and sends the stream to the kernel's `hs` shell command.
 //!
 //! Errors (unreadable input, bad W/L, a stream cut inside a token, a reference
 //! before the stream start with `--strict`) are returned to `main`, which prints
@@ -37,7 +38,7 @@ use crate::atomic::AtomicFile;
 /// Bytes read, or written, per step.
 const CHUNK: usize = 64 * 1024;
 
-/// `hs compress` and `hs decompress` (`hs send` is [`crate::hs_send::SendArgs`]).
+/// `hs compress` and `hs decompress` (`hs send` is in `hs_send.rs`).
 #[derive(clap::Subcommand, Debug)]
 pub enum HsCommand {
     /// Compress IN (default stdin) to OUT (default stdout).

@@ -94,7 +94,7 @@ impl Link {
     /// `stop` is how the link ends the child when dropped: `Stop::Kill` kills its
     /// process group at once (an emulator); `Stop::Ask` sends SIGTERM to the child
     /// alone and waits up to [`STOP_WAIT`] for it to clean up and exit (the
-    /// supervisor, [`crate::supervise`]), then kills the group if it has not.
+    /// `--exec` supervisor), then kills the group if it has not.
     pub fn spawn(mut cmd: Command, description: String, stop: Stop) -> anyhow::Result<Link> {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
