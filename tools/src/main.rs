@@ -125,8 +125,8 @@ struct ScriptArgs {
     /// Bound on the whole session in seconds.
     #[arg(long, default_value_t = 300.0)]
     session_timeout: f64,
-    /// Most bytes of the target's output text kept; beyond it the oldest text is
-    /// dropped (and failure reports say how much).
+    /// Most bytes of the target's output text kept (at least 64 KiB); beyond it the
+    /// oldest text is dropped (and failure reports say how much).
     #[arg(long, default_value_t = runner::DEFAULT_MAX_OUTPUT)]
     max_output: usize,
     /// Show everything the target sends (on stderr) as it arrives.

@@ -130,6 +130,13 @@ pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
     let counted = |l: &Line| !l.step.is_setting();
     let all_steps = lines.iter().filter(|l| counted(l)).count();
     if opts.start == Start::Attach {
+        // Settings before the first step (`prompt`, `timeout`, `eol`) apply to the
+        // attach too; running them again later changes nothing.
+        for l in lines.iter().take_while(|l| l.step.is_setting()) {
+            if !matches!(l.step, Step::Sleep(_)) {
+                let _ = s.step(l);
+            }
+        }
         let t0 = Instant::now();
         match s.attach() {
             Ok(()) => {

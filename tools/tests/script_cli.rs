@@ -713,14 +713,16 @@ fn attach_provokes_a_fresh_prompt_from_a_running_shell() {
     assert!(r
         .stdout
         .contains("FAIL  line   1: expect-not fake vmcirc board"));
-    // A target that never answers fails the attach step, and says what to try.
+    // A target that never answers fails the attach step, and says what to try; the
+    // script's leading settings (here `timeout`) apply to the attach.
     let r = run_in(
         dir.path(),
-        "> echo hi\n",
+        "timeout 2\n> echo hi\n",
         "--hang-after 0",
-        &["--attach", "--timeout", "2"],
+        &["--attach"],
     );
     assert_eq!(r.code, 1);
+    assert!(r.took < Duration::from_secs(6), "took {:?}", r.took);
     assert!(r.stdout.contains("  FAIL  (attach)"));
     assert!(r
         .stdout
