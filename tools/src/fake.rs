@@ -3,10 +3,12 @@
 //! It lets the tests drive `vmcirc script --exec` without QEMU: it asks for the
 //! terminal size (`ESC[6n`) like `noline` and does not wait for the answer, prints
 //! `vmcirc> `, echoes typed bytes (ignoring escape sequences), wraps long echoes at
-//! 80 columns with `\n\r`, and runs `help`, `echo ARGS`, `rx LEN` (binary-safe, then
-//! `rx LEN crc32=xxxxxxxx`), `exit` (quits, closing the link), and reports `error: `
-//! lines for unknown commands and overlong lines. Flags make it misbehave on purpose,
-//! so the tests can prove that the runner notices.
+//! 80 columns with `\n\r`, abandons the line on Ctrl-C (`^C` and a new prompt), and
+//! runs `help`, `echo ARGS`, `rx LEN` (binary-safe, any length in constant memory,
+//! then `rx LEN crc32=xxxxxxxx`), `exit` (quits, closing the link), and reports
+//! `error: ` lines for unknown commands and overlong lines. Flags make it misbehave
+//! on purpose (corrupt uploads, hang, ignore Ctrl-C), so the tests can prove that the
+//! runner notices.
 
 use std::io::{self, BufReader, Read, Write};
 

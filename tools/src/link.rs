@@ -254,15 +254,20 @@ pub fn keep_tail(mut r: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            let mut v = tail.lock().unwrap_or_else(|p| p.into_inner());
-            v.extend_from_slice(&chunk[..n]);
-            if v.len() > 64 * 1024 {
-                let cut = v.len() - 32 * 1024;
-                v.drain(..cut);
-            }
+            push_tail(&tail, &chunk[..n]);
         }
     });
     buf
+}
+
+/// Appends `data` to a tail buffer, keeping its last 32..64 KiB.
+pub fn push_tail(tail: &Mutex<Vec<u8>>, data: &[u8]) {
+    let mut v = tail.lock().unwrap_or_else(|p| p.into_inner());
+    v.extend_from_slice(data);
+    if v.len() > 64 * 1024 {
+        let cut = v.len() - 32 * 1024;
+        v.drain(..cut);
+    }
 }
 
 /// Open a serial port with the settings the board's PL011 uses.

@@ -272,14 +272,7 @@ fn watch_output(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            {
-                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                t.extend_from_slice(&chunk[..n]);
-                if t.len() > 64 * 1024 {
-                    let cut = t.len() - 32 * 1024;
-                    t.drain(..cut);
-                }
-            }
+            link::push_tail(&tail, &chunk[..n]);
             if !searching {
                 continue;
             }
