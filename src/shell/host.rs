@@ -74,6 +74,11 @@ impl HostPlatform {
         bytes.div_ceil(self.unit) as u64
     }
 
+    /// Budget units not taken by rings.
+    pub fn free_units(&self) -> u64 {
+        self.budget_units
+    }
+
     /// The window of ring `id`: (base address, capacity).
     pub fn window(&mut self, id: u32) -> Option<(usize, usize)> {
         self.rings

@@ -664,4 +664,6 @@ pub fn receive<C: Console>(
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
