@@ -9,7 +9,7 @@
 use core::fmt::{self, Write as _};
 
 use super::args::{parse_hex, parse_max, parse_u64, ArgError};
-use super::{hexdump, receive, CmdError, Console, LineIo, Out, Platform};
+use super::{hexdump, receive, CmdError, Console, LineIo, Out, Platform, PlatformError};
 use crate::prng::SplitMix64 as Prng;
 use crate::vmcirc::{ByteRing, Mirror, ModularRing, Ring};
 
@@ -219,7 +219,14 @@ fn cmd_ring<'a, C: Console, P: Platform>(
                 words.get(2).ok_or(ArgError::Missing("MIB"))?,
                 "MIB",
                 RING_MAX_MIB,
-            )?;
+            )
+            .map_err(|e| match e {
+                // Say which command: the size is the usual mistake.
+                ArgError::OutOfRange { .. } => {
+                    CmdError::Refused("ring new", PlatformError::text(format_args!("{e}")))
+                }
+                e => CmdError::Arg(e),
+            })?;
             super::no_more(words, 3)?;
             if mib == 0 {
                 return Err(CmdError::Msg("ring new: MIB must be at least 1"));

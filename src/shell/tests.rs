@@ -784,9 +784,12 @@ fn messages_name_the_command_and_what_was_typed() {
     assert_eq!(o[1], "error: hs: not enough memory: 1 requested, 0 free\n");
     assert_eq!(
         o[2],
-        "error: MIB 18446744073709551615 out of range (at most 4096)\n"
+        "error: ring new: MIB 18446744073709551615 out of range (at most 4096)\n"
     );
-    assert_eq!(o[3], "error: MIB 4097 out of range (at most 4096)\n");
+    assert_eq!(
+        o[3],
+        "error: ring new: MIB 4097 out of range (at most 4096)\n"
+    );
 }
 
 #[test]
