@@ -284,12 +284,13 @@ impl Platform for BoardPlatform {
     }
 
     fn create_mirror(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
-        let sections = self.sections.as_mut().ok_or(PlatformError::from(
-            "ring new: no free RAM above the kernel",
-        ))?;
+        let sections = self
+            .sections
+            .as_mut()
+            .ok_or(PlatformError::from("no free RAM above the kernel"))?;
         let mib = u32::try_from(mib).unwrap_or(u32::MAX);
         mirror_create(&mut self.table, sections, &mut self.windows, mib)
-            .map_err(|e| PlatformError::text(format_args!("ring new: {e}")))
+            .map_err(|e| PlatformError::text(format_args!("{e}")))
     }
 
     fn destroy_mirror(&mut self, mirror: SectionMirror) {

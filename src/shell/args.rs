@@ -3,17 +3,17 @@
 
 use core::fmt;
 
-/// Most words a command line may have.
+/// Words of a command line that are split out; commands with a fixed number of
+/// arguments use them (and reject a word beyond their last argument), commands
+/// taking the rest of the line (`echo`, `push TEXT`, `pushx`) read the line.
 pub const MAX_WORDS: usize = 16;
 
-/// A line split into words.
+/// The first [`MAX_WORDS`] words of a line.
 pub type Words<'a> = heapless::Vec<&'a str, MAX_WORDS>;
 
 /// Argument errors; each renders as the text after `error: `.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArgError<'a> {
-    /// More than [`MAX_WORDS`] words.
-    TooManyWords,
     /// A word that should be a number is not one.
     BadNumber(&'a str),
     /// A number out of the command's range.
@@ -38,7 +38,6 @@ pub enum ArgError<'a> {
 impl fmt::Display for ArgError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArgError::TooManyWords => write!(f, "too many words (at most {MAX_WORDS})"),
             ArgError::BadNumber(w) => {
                 write!(f, "invalid number '")?;
                 write_escaped(f, w)?;
@@ -69,13 +68,9 @@ pub fn write_escaped(f: &mut dyn fmt::Write, s: &str) -> fmt::Result {
     crate::escape::write_str(f, s)
 }
 
-/// Splits `line` on ASCII whitespace.
-pub fn split(line: &str) -> Result<Words<'_>, ArgError<'_>> {
-    let mut words = Words::new();
-    for w in line.split_ascii_whitespace() {
-        words.push(w).map_err(|_| ArgError::TooManyWords)?;
-    }
-    Ok(words)
+/// Splits `line` on ASCII whitespace, keeping the first [`MAX_WORDS`] words.
+pub fn split(line: &str) -> Words<'_> {
+    line.split_ascii_whitespace().take(MAX_WORDS).collect()
 }
 
 /// Parses a decimal or `0x`/`0X` hexadecimal number (underscores allowed as
@@ -169,9 +164,11 @@ mod tests {
         assert!(parse_hex("0g", &mut out).is_err());
         assert!(parse_hex("abc", &mut out).is_err());
         assert!(parse_hex("0011223344", &mut out).is_err());
-        assert_eq!(split("  a  b\tc ").unwrap().as_slice(), &["a", "b", "c"]);
-        let many = "a ".repeat(MAX_WORDS + 1);
-        assert_eq!(split(&many), Err(ArgError::TooManyWords));
+        assert_eq!(split("  a  b\tc ").as_slice(), &["a", "b", "c"]);
+        // More words than MAX_WORDS: the first ones, no error (the commands
+        // that take the rest of the line read the line itself).
+        let many = "a ".repeat(MAX_WORDS + 5);
+        assert_eq!(split(&many).len(), MAX_WORDS);
         assert_eq!(
             ArgError::BadNumber("\u{1}é").to_string(),
             "invalid number '\\x01\\u{e9}' (use decimal or 0x-hex)"

@@ -36,14 +36,47 @@ impl HostPlatform {
         }
     }
 
-    /// Adds a first ring of `bytes` (rounded up to the page size) and makes it
-    /// current (`vmcirc shell --capacity BYTES`).
+    /// Adds a ring of `bytes` (rounded up to the page size) and makes it
+    /// current (`vmcirc shell --capacity BYTES`). It counts against the budget
+    /// like `ring new` (in whole units, rounded up), so freeing it gives back
+    /// exactly what it took. An error says why, without a prefix.
     pub fn add_ring(&mut self, bytes: usize) -> Result<u32, PlatformError> {
-        let m =
-            MemfdMirror::new(bytes).map_err(|e| PlatformError::text(format_args!("ring: {e}")))?;
-        self.rings
-            .add(m)
-            .map_err(|_| PlatformError::from("ring: too many rings"))
+        if bytes == 0 {
+            return Err(PlatformError::from("the capacity must be at least 1 byte"));
+        }
+        let need = self.units_of(bytes);
+        if need > self.budget_units {
+            return Err(PlatformError::text(format_args!(
+                "more than the {} bytes rings may use",
+                self.budget_units.saturating_mul(self.unit as u64)
+            )));
+        }
+        let m = MemfdMirror::new(bytes).map_err(|e| reason(&e))?;
+        // The page rounding may have taken it into one more unit.
+        let took = self.units_of(m.capacity());
+        if took > self.budget_units {
+            return Err(PlatformError::text(format_args!(
+                "more than the {} bytes rings may use",
+                self.budget_units.saturating_mul(self.unit as u64)
+            )));
+        }
+        match self.rings.add(m) {
+            Ok(id) => {
+                self.budget_units -= took;
+                Ok(id)
+            }
+            Err(_) => Err(PlatformError::from("too many rings")),
+        }
+    }
+
+    /// Budget units (rounded up) that `bytes` of ring take.
+    fn units_of(&self, bytes: usize) -> u64 {
+        bytes.div_ceil(self.unit) as u64
+    }
+
+    /// Budget units not taken by rings.
+    pub fn free_units(&self) -> u64 {
+        self.budget_units
     }
 
     /// The window of ring `id`: (base address, capacity).
@@ -53,6 +86,15 @@ impl HostPlatform {
             .find(|s| s.id == id)
             .map(|s| (s.ring.mirror().base() as usize, s.ring.capacity()))
     }
+}
+
+/// A library error as a platform error, without the library's `vmcirc: ` prefix
+/// (the shell adds the command's name).
+fn reason(e: &std::io::Error) -> PlatformError {
+    let mut text: heapless::String<96> = heapless::String::new();
+    let _ = fmt::Write::write_fmt(&mut text, format_args!("{e}"));
+    let t = text.as_str();
+    PlatformError::from(t.strip_prefix("vmcirc: ").unwrap_or(t))
 }
 
 impl Platform for HostPlatform {
@@ -117,21 +159,21 @@ impl Platform for HostPlatform {
     fn create_mirror(&mut self, units: u64) -> Result<MemfdMirror, PlatformError> {
         if units > self.budget_units {
             return Err(PlatformError::text(format_args!(
-                "ring new: not enough memory: {units} requested, {} free",
+                "not enough memory: {units} requested, {} free",
                 self.budget_units
             )));
         }
-        let bytes = (units as usize)
-            .checked_mul(self.unit)
-            .ok_or(PlatformError::from("ring new: size overflows"))?;
-        let m = MemfdMirror::new(bytes)
-            .map_err(|e| PlatformError::text(format_args!("ring new: {e}")))?;
+        let bytes = usize::try_from(units)
+            .ok()
+            .and_then(|u| u.checked_mul(self.unit))
+            .ok_or(PlatformError::from("size overflows"))?;
+        let m = MemfdMirror::new(bytes).map_err(|e| reason(&e))?;
         self.budget_units -= units;
         Ok(m)
     }
 
     fn destroy_mirror(&mut self, mirror: MemfdMirror) {
-        self.budget_units += (mirror.capacity() / self.unit) as u64;
+        self.budget_units += self.units_of(mirror.capacity());
     }
 
     fn describe_mirror(m: &MemfdMirror, out: &mut dyn fmt::Write) -> fmt::Result {

@@ -85,8 +85,10 @@ struct Scratch<'p, P: Platform> {
 }
 
 impl<'p, P: Platform> Scratch<'p, P> {
-    fn new(p: &'p mut P) -> Result<Self, CmdError<'static>> {
-        let mirror = p.create_mirror(1).map_err(CmdError::Platform)?;
+    /// A 1 MiB mirror for command `cmd` (named in the error when there is no
+    /// memory for it).
+    fn new(p: &'p mut P, cmd: &'static str) -> Result<Self, CmdError<'static>> {
+        let mirror = p.create_mirror(1).map_err(|e| CmdError::Refused(cmd, e))?;
         Ok(Scratch {
             p,
             mirror: Some(mirror),
@@ -122,7 +124,7 @@ pub fn dispatch<'a, C: Console, P: Platform>(
     )?;
     super::no_more(words, 4)?;
     let mut dec = Decoder::new(w, l).map_err(hs_error)?;
-    let scratch = Scratch::new(p)?;
+    let scratch = Scratch::new(p, "hs")?;
     let mirror = scratch.mirror.as_ref().map(|m| (m.base(), m.capacity()));
     let Some((base, cap)) = mirror else {
         return Err(CmdError::Msg("hs: no window"));
@@ -134,7 +136,7 @@ pub fn dispatch<'a, C: Console, P: Platform>(
     let mut failure: Option<Error> = None;
     let mut decode_us = 0u64;
     let t0 = clock();
-    let got = receive(io, len, |chunk| {
+    let got = receive(io, "hs", len, |chunk| {
         if failure.is_none() {
             let t = clock();
             if let Err(e) = feed(&mut dec, chunk, &mut ring, &mut sink) {
@@ -171,7 +173,7 @@ fn demo<C: Console, P: Platform>(
     p: &mut P,
     clock: fn() -> u64,
 ) -> Result<(), CmdError<'static>> {
-    let scratch = Scratch::new(p)?;
+    let scratch = Scratch::new(p, "hs demo")?;
     let Some((base, cap)) = scratch.mirror.as_ref().map(|m| (m.base(), m.capacity())) else {
         return Err(CmdError::Msg("hs: no window"));
     };

@@ -9,12 +9,15 @@
 use core::fmt::{self, Write as _};
 
 use super::args::{parse_hex, parse_max, parse_u64, ArgError};
-use super::{hexdump, receive, CmdError, Console, LineIo, Out, Platform};
+use super::{hexdump, receive, CmdError, Console, LineIo, Out, Platform, PlatformError};
 use crate::prng::SplitMix64 as Prng;
 use crate::vmcirc::{ByteRing, Mirror, ModularRing, Ring};
 
 /// Most rings at once.
 pub const MAX_RINGS: usize = 8;
+/// Largest `ring new MIB` (4 GiB): beyond any board's RAM and the host shell's
+/// budget, and it keeps sizes far from any overflow.
+pub const RING_MAX_MIB: u64 = 4096;
 /// `peek` without N shows at most this many bytes.
 pub const PEEK_DEFAULT_MAX: usize = 1024;
 /// `dump` without LEN shows at most this many bytes.
@@ -134,6 +137,19 @@ fn report_push(
     }
 }
 
+/// Stress and bench need the ring to themselves: they refuse one that holds data.
+fn need_empty<M: Mirror>(cmd: &'static str, s: &Slot<M>) -> Result<(), CmdError<'static>> {
+    if s.ring.is_empty() {
+        Ok(())
+    } else {
+        Err(CmdError::NotEmpty {
+            cmd,
+            id: s.id,
+            len: s.ring.len(),
+        })
+    }
+}
+
 /// Text after the first `n` words of `line` (keeps inner spacing).
 fn rest_after_words(line: &str, n: usize) -> &str {
     let mut s = line.trim_start();
@@ -155,7 +171,7 @@ pub fn dispatch<'a, C: Console, P: Platform>(
         "ring" => cmd_ring(words, io, p),
         "push" if words.get(1) == Some(&"rx") => cmd_push_rx(words, io, p),
         "push" => cmd_push(line, io, p),
-        "pushx" => cmd_pushx(words, io, p),
+        "pushx" => cmd_pushx(line, io, p),
         "fill" => cmd_fill(words, io, p),
         "pop" => cmd_pop(words, io, p),
         "peek" => cmd_peek(words, io, p),
@@ -182,7 +198,18 @@ fn cmd_ring<'a, C: Console, P: Platform>(
     let mut out = Out(io);
     match words.get(1).copied() {
         Some("new") => {
-            let mib = parse_u64(words.get(2).ok_or(ArgError::Missing("MIB"))?)?;
+            let mib = parse_max(
+                words.get(2).ok_or(ArgError::Missing("MIB"))?,
+                "MIB",
+                RING_MAX_MIB,
+            )
+            .map_err(|e| match e {
+                // Say which command: the size is the usual mistake.
+                ArgError::OutOfRange { .. } => {
+                    CmdError::Refused("ring new", PlatformError::text(format_args!("{e}")))
+                }
+                e => CmdError::Arg(e),
+            })?;
             super::no_more(words, 3)?;
             if mib == 0 {
                 return Err(CmdError::Msg("ring new: MIB must be at least 1"));
@@ -190,7 +217,9 @@ fn cmd_ring<'a, C: Console, P: Platform>(
             if p.rings().is_full() {
                 return Err(CmdError::Msg("ring new: too many rings (free one first)"));
             }
-            let mirror = p.create_mirror(mib)?;
+            let mirror = p
+                .create_mirror(mib)
+                .map_err(|e| CmdError::Refused("ring new", e))?;
             match p.rings().add(mirror) {
                 Ok(id) => {
                     let _ = write!(out, "ring {id}: ");
@@ -278,18 +307,20 @@ fn cmd_push<'a, C: Console, P: Platform>(
 }
 
 fn cmd_pushx<'a, C: Console, P: Platform>(
-    words: &[&'a str],
+    line: &'a str,
     io: &mut LineIo<'_, C>,
     p: &mut P,
 ) -> Result<(), CmdError<'a>> {
-    if words.len() < 2 {
+    // Any number of words (the line's length is the limit).
+    let mut hex = line.split_ascii_whitespace().skip(1).peekable();
+    if hex.peek().is_none() {
         return Err(ArgError::Missing("HEX").into());
     }
     // Decode everything first: a bad digit anywhere changes nothing.
     let mut buf = [0u8; super::LINE_MAX / 2];
     let mut len = 0;
-    for w in &words[1..] {
-        len += parse_hex(w, &mut buf[len..])?;
+    for w in hex {
+        len += parse_hex(w, buf.get_mut(len..).unwrap_or_default())?;
     }
     let s = need_ring(p.rings())?;
     let n = s.ring.push(&buf[..len]);
@@ -326,25 +357,46 @@ fn cmd_fill<'a, C: Console, P: Platform>(
     };
     super::no_more(words, if words.len() <= 2 { 2 } else { max_words })?;
     let s = need_ring(p.rings())?;
+    let start = s.pushed;
     let mut done = 0usize;
-    // Straight into the ring's free space: one contiguous slice in the mirror.
-    let w = s.ring.writable();
-    let take = n.min(w.len());
-    match &mut pat {
-        Pattern::Byte(b) => w[..take].fill(*b),
-        Pattern::Seq => {
-            let base = s.pushed;
-            for (i, x) in w[..take].iter_mut().enumerate() {
-                *x = (base + i as u64) as u8;
-            }
+    let mut interrupted = false;
+    // Straight into the ring's free space: one contiguous slice in the mirror,
+    // in pieces, looking for Ctrl-C in between.
+    loop {
+        let w = s.ring.writable();
+        let take = (n - done).min(w.len()).min(super::POLL_BYTES);
+        let Some(piece) = w.get_mut(..take) else {
+            break;
+        };
+        if piece.is_empty() {
+            break;
         }
-        Pattern::Rand(r) => r.fill(&mut w[..take]),
-    }
-    if s.ring.commit(take).is_ok() {
-        done = take;
+        match &mut pat {
+            Pattern::Byte(b) => piece.fill(*b),
+            Pattern::Seq => {
+                let base = start.wrapping_add(done as u64);
+                for (i, x) in piece.iter_mut().enumerate() {
+                    *x = base.wrapping_add(i as u64) as u8;
+                }
+            }
+            Pattern::Rand(r) => r.fill(piece),
+        }
+        if s.ring.commit(take).is_err() {
+            break;
+        }
+        done += take;
+        if done < n && io.interrupted() {
+            interrupted = true;
+            break;
+        }
     }
     s.pushed += done as u64;
-    let _ = report_push(&mut Out(io), done, n, s.ring.remaining());
+    let mut out = Out(io);
+    if interrupted {
+        let _ = writeln!(out, "pushed {done} of {n} bytes (interrupted by Ctrl-C)");
+    } else {
+        let _ = report_push(&mut out, done, n, s.ring.remaining());
+    }
     Ok(())
 }
 
@@ -364,18 +416,23 @@ fn cmd_push_rx<'a, C: Console, P: Platform>(
     let _ = embedded_io::Write::flush(io);
     let mut digest = crate::crc32::CRC32.digest();
     let mut stored = 0usize;
-    let result = receive(io, len, |chunk| {
+    // Raw bytes go straight into the ring's contiguous free space, but are
+    // committed only once the whole transfer arrived: a transfer that times out
+    // changes nothing.
+    let result = receive(io, "push rx", len, |chunk| {
         digest.update(chunk);
-        // Raw bytes go straight into the ring's contiguous free space.
         let w = s.ring.writable();
-        let n = chunk.len().min(w.len());
-        w[..n].copy_from_slice(&chunk[..n]);
-        if s.ring.commit(n).is_ok() {
+        let n = chunk.len().min(w.len().saturating_sub(stored));
+        if let (Some(dst), Some(src)) = (w.get_mut(stored..stored + n), chunk.get(..n)) {
+            dst.copy_from_slice(src);
             stored += n;
         }
     });
-    s.pushed += stored as u64;
     result?;
+    if s.ring.commit(stored).is_err() {
+        stored = 0;
+    }
+    s.pushed += stored as u64;
     let mut out = Out(io);
     let _ = report_push(&mut out, stored, len as usize, s.ring.remaining());
     let _ = writeln!(out, "rx {len} crc32={:08x}", digest.finalize());
@@ -466,6 +523,10 @@ fn cmd_dump<'a, C: Console, P: Platform>(
         }
         let _ = hexdump::write_row(&mut out, va as u64, &data[off + i..off + i + n], &mark);
         i += n;
+        if i < len && out.0.interrupted() {
+            super::write_interrupted(&mut out, "dump", i as u64, len as u64);
+            break;
+        }
     }
     Ok(())
 }
@@ -507,25 +568,59 @@ struct StressResult {
     bytes: u64,
     mismatches: u64,
     us: u64,
+    /// Stopped by Ctrl-C before `bytes` reached the total.
+    interrupted: bool,
+}
+
+impl StressResult {
+    /// `NAME: N bytes in T us, R MB/s, M mismatches`, or `NAME: N of TOTAL bytes
+    /// ... (interrupted by Ctrl-C)`.
+    fn report(&self, out: &mut dyn fmt::Write, name: &str, total: u64) {
+        let (i, f) = mbps(self.bytes, self.us);
+        let _ = write!(out, "{name}: {}", self.bytes);
+        if self.interrupted {
+            let _ = write!(out, " of {total}");
+        }
+        let _ = write!(
+            out,
+            " bytes in {} us, {i}.{f:02} MB/s, {} mismatches",
+            self.us, self.mismatches
+        );
+        if self.interrupted {
+            let _ = out.write_str(" (interrupted by Ctrl-C)");
+        }
+        let _ = out.write_char('\n');
+    }
 }
 
 /// Push random-sized chunks of a PRNG stream, pop random-sized chunks and check
-/// them against the same stream, until `total` bytes went through.
+/// them against the same stream, until `total` bytes went through or `stop`
+/// (asked every [`super::POLL_BYTES`] or so) says to stop. Leaves the ring
+/// empty.
 fn stress_pass<R: ByteRing>(
     ring: &mut R,
     total: u64,
     max_chunk: u64,
     seed: u64,
     clock: &mut dyn FnMut() -> u64,
+    stop: &mut dyn FnMut() -> bool,
 ) -> StressResult {
+    // One step moves at most this much, so `stop` is asked often enough even
+    // with chunks as large as the ring.
+    const STEP_MAX: u64 = super::POLL_BYTES as u64;
     ring.clear();
     let mut sizes = Prng::new(seed ^ 0x5eed);
     let mut gen = Prng::new(seed);
     let mut check = Prng::new(seed);
     let (mut pushed, mut popped, mut bad) = (0u64, 0u64, 0u64);
+    let mut next_poll = STEP_MAX;
+    let mut interrupted = false;
     let t0 = clock();
     while popped < total {
-        let want = sizes.below_inclusive(max_chunk).min(total - pushed) as usize;
+        let want = sizes
+            .below_inclusive(max_chunk)
+            .min(total - pushed)
+            .min(STEP_MAX) as usize;
         let mut left = want;
         while left > 0 {
             let w = ring.writable();
@@ -538,9 +633,9 @@ fn stress_pass<R: ByteRing>(
             left -= n;
             pushed += n as u64;
         }
-        let mut take = sizes.below_inclusive(max_chunk) as usize;
+        let mut take = sizes.below_inclusive(max_chunk).min(STEP_MAX) as usize;
         if pushed == total {
-            take = usize::MAX;
+            take = STEP_MAX as usize;
         }
         let (a, b) = ring.readable_parts();
         let na = take.min(a.len());
@@ -549,11 +644,22 @@ fn stress_pass<R: ByteRing>(
         bad += check.verify(&b[..nb]);
         let _ = ring.consume(na + nb);
         popped += (na + nb) as u64;
+        if popped >= next_poll && popped < total {
+            next_poll = popped + STEP_MAX;
+            if stop() {
+                interrupted = true;
+                break;
+            }
+        }
     }
+    let us = clock().saturating_sub(t0).max(1);
+    // The stream's own bytes still buffered after an interruption.
+    ring.clear();
     StressResult {
         bytes: popped,
         mismatches: bad,
-        us: clock().saturating_sub(t0).max(1),
+        us,
+        interrupted,
     }
 }
 
@@ -599,47 +705,47 @@ fn cmd_stress<'a, C: Console, P: Platform>(
     let t_mod;
     {
         let s = need_ring(p.rings())?;
-        let r = stress_pass(&mut s.ring, total, max_chunk, seed, &mut now);
-        s.ring.clear();
-        let (i, f) = mbps(r.bytes, r.us);
-        let _ = writeln!(
-            Out(io),
-            "mirrored: {} bytes in {} us, {i}.{f:02} MB/s, {} mismatches",
-            r.bytes,
-            r.us,
-            r.mismatches
-        );
+        need_empty("stress", s)?;
+        let mut stop = || io.interrupted();
+        let r = stress_pass(&mut s.ring, total, max_chunk, seed, &mut now, &mut stop);
+        r.report(&mut Out(io), "mirrored", total);
         t_mirror = r;
-        // The modular ring over the first copy of the same store.
-        let cap = s.ring.capacity();
-        let base = s.ring.mirror().base();
-        // SAFETY: [base, base + cap) is the mirror's first copy, valid and
-        // initialised (Mirror contract); the ring is empty and not used while
-        // this slice lives (`s` is borrowed mutably for the whole block).
-        let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
-        let mut modular =
-            ModularRing::new(store).map_err(|_| CmdError::Msg("stress: empty ring"))?;
-        let r = stress_pass(&mut modular, total, max_chunk, seed, &mut now);
-        let (i, f) = mbps(r.bytes, r.us);
-        let _ = writeln!(
-            Out(io),
-            "modular: {} bytes in {} us, {i}.{f:02} MB/s, {} mismatches",
-            r.bytes,
-            r.us,
-            r.mismatches
-        );
-        t_mod = r;
+        if !t_mirror.interrupted {
+            // The modular ring over the first copy of the same store.
+            let cap = s.ring.capacity();
+            let base = s.ring.mirror().base();
+            // SAFETY: [base, base + cap) is the mirror's first copy, valid and
+            // initialised (Mirror contract); the ring is empty and not used while
+            // this slice lives (`s` is borrowed mutably for the whole block).
+            let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
+            let mut modular =
+                ModularRing::new(store).map_err(|_| CmdError::Msg("stress: empty ring"))?;
+            let mut stop = || io.interrupted();
+            let r = stress_pass(&mut modular, total, max_chunk, seed, &mut now, &mut stop);
+            r.report(&mut Out(io), "modular", total);
+            t_mod = Some(r);
+        } else {
+            t_mod = None;
+        }
         s.ring.clear();
     }
-    let (i, f) = ratio(t_mirror.us, t_mod.us);
-    let _ = writeln!(Out(io), "ratio mirrored/modular: {i}.{f:02}x");
-    let total_bad = t_mirror.mismatches + t_mod.mismatches;
+    let mut total_bad = t_mirror.mismatches;
+    if let Some(t_mod) = t_mod {
+        if !t_mod.interrupted {
+            let (i, f) = ratio(t_mirror.us, t_mod.us);
+            let _ = writeln!(Out(io), "ratio mirrored/modular: {i}.{f:02}x");
+        }
+        total_bad += t_mod.mismatches;
+    }
     if total_bad != 0 {
         return Err(CmdError::Msg("stress: data mismatches (see above)"));
     }
     Ok(())
 }
 
+/// Pushes and pops `chunk`-byte pieces until `total` bytes went through; the
+/// time in us, or `None` when `stop` (asked every [`super::POLL_BYTES`]) said
+/// to stop. Leaves the ring empty.
 fn bench_pass<R: ByteRing>(
     ring: &mut R,
     chunk: usize,
@@ -647,16 +753,26 @@ fn bench_pass<R: ByteRing>(
     src: &[u8],
     dst: &mut [u8],
     clock: &mut dyn FnMut() -> u64,
-) -> u64 {
+    stop: &mut dyn FnMut() -> bool,
+) -> Option<u64> {
     ring.clear();
     let t0 = clock();
     let mut moved = 0;
     while moved < total {
-        let n = ring.push(&src[..chunk]);
-        let m = ring.pop_into(&mut dst[..chunk]);
-        moved += n.min(m);
+        // The timed loop itself is unchanged; Ctrl-C is looked for between
+        // slices of it.
+        let end = total.min(moved.saturating_add(super::POLL_BYTES));
+        while moved < end {
+            let n = ring.push(&src[..chunk]);
+            let m = ring.pop_into(&mut dst[..chunk]);
+            moved += n.min(m);
+        }
+        if moved < total && stop() {
+            ring.clear();
+            return None;
+        }
     }
-    clock().saturating_sub(t0).max(1)
+    Some(clock().saturating_sub(t0).max(1))
 }
 
 fn cmd_bench<'a, C: Console, P: Platform>(
@@ -672,6 +788,7 @@ fn cmd_bench<'a, C: Console, P: Platform>(
     let clock = p.clock_fn();
     let mut now = || clock();
     let s = need_ring(p.rings())?;
+    need_empty("bench", s)?;
     let mut src = [0u8; 4096];
     let mut dst = [0u8; 4096];
     Prng::new(7).fill(&mut src);
@@ -689,8 +806,17 @@ fn cmd_bench<'a, C: Console, P: Platform>(
     );
     for chunk in [1usize, 16, 64, 512, 4096] {
         let chunk = chunk.min(s.ring.capacity());
+        let mut stop = || io.interrupted();
         // `clear` keeps the position, so successive transfers keep crossing the wrap.
-        let tm = bench_pass(&mut s.ring, chunk, total, &src, &mut dst, &mut now);
+        let tm = bench_pass(
+            &mut s.ring,
+            chunk,
+            total,
+            &src,
+            &mut dst,
+            &mut now,
+            &mut stop,
+        );
         let cap = s.ring.capacity();
         let base = s.ring.mirror().base();
         // SAFETY: as in `stress`: the first copy of the store, used only while
@@ -698,7 +824,22 @@ fn cmd_bench<'a, C: Console, P: Platform>(
         let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
         let mut modular =
             ModularRing::new(store).map_err(|_| CmdError::Msg("bench: empty ring"))?;
-        let tr = bench_pass(&mut modular, chunk, total, &src, &mut dst, &mut now);
+        let tr = match tm {
+            Some(_) => bench_pass(
+                &mut modular,
+                chunk,
+                total,
+                &src,
+                &mut dst,
+                &mut now,
+                &mut stop,
+            ),
+            None => None,
+        };
+        let (Some(tm), Some(tr)) = (tm, tr) else {
+            let _ = writeln!(Out(io), "bench: interrupted by Ctrl-C");
+            break;
+        };
         let (mi, mf) = mbps(total as u64, tm);
         let (ri, rf) = mbps(total as u64, tr);
         let (qi, qf) = ratio(tm, tr);

@@ -1,5 +1,6 @@
 //! [`LineIo`]: the byte stream between the console and `noline`, made to work
-//! over dumb links without losing input.
+//! over dumb links without losing input, and to pass `noline` only input it
+//! handles correctly.
 //!
 //! `noline` 0.5 asks the terminal for its size and cursor position (`ESC[6n`)
 //! before every prompt and waits for the replies. A real terminal answers within
@@ -10,12 +11,25 @@
 //! no answer comes, `LineIo` answers itself (an 80x24 terminal, the cursor at the
 //! column its own output left it) and from then on answers every query at once,
 //! so a dumb link pays the wait only once. A late real answer switches it back.
+//! An answer is only taken while a query waits for it and only with sane numbers
+//! (1..=999, the cursor inside the reported size); anything else that looks like
+//! one is dropped with a bell.
 //!
-//! Input is also normalised: NUL bytes are dropped, and an LF right after a CR
-//! is dropped, so CR, LF and CRLF line ends each end exactly one line.
+//! Everything else goes through the [`InputFilter`] (`input.rs`): complete keys
+//! and valid UTF-8 only. Input is also normalised: NUL bytes are dropped, and an
+//! LF right after a CR is dropped, so CR, LF and CRLF line ends each end exactly
+//! one line. Data commands (`rx`) read raw bytes instead ([`LineIo::begin_raw`],
+//! [`LineIo::try_read_raw`]): their payload starts right after the CR or LF that
+//! ended the command line, so a payload may start with LF.
+//!
+//! `LineIo` also watches for what the shell must know about a line: whether the
+//! editor refused a character because the line was full (the line is then
+//! rejected whole), which key ended it (Ctrl-D), whether output failed, and a
+//! Ctrl-C typed while a long command runs ([`LineIo::interrupted`]).
 
 use embedded_io::{ErrorType, Read, Write};
 
+use super::input::{InputFilter, REPORT_MAX};
 use super::Console;
 
 /// Columns assumed when the terminal does not answer.
@@ -25,33 +39,75 @@ pub const ROWS: u16 = 24;
 /// How long to wait for a terminal's reply to `ESC[6n`.
 pub const REPLY_TIMEOUT_US: u64 = 200_000;
 
-/// Recognises `ESC [ digits ; digits R` (a cursor position report).
+/// Recognises `ESC [ digits ; digits R` (a cursor position report) in raw input
+/// while a query waits, with at most [`CPR_DIGITS`] digits per number.
 #[derive(Default, Clone, Copy)]
 struct CprParser {
     state: u8,
+    digits: u8,
+    row: u32,
+    col: u32,
 }
+
+/// Digits per number in a report: enough for any sane one, and it bounds the
+/// bytes held back while one is being recognised.
+const CPR_DIGITS: u8 = 5;
 
 #[derive(PartialEq, Eq)]
 enum Cpr {
     More,
-    Done,
+    /// A complete report: (row, col), not yet checked for sanity.
+    Done(u32, u32),
     No,
 }
 
 impl CprParser {
+    const fn new() -> Self {
+        CprParser {
+            state: 0,
+            digits: 0,
+            row: 0,
+            col: 0,
+        }
+    }
+
     fn feed(&mut self, b: u8) -> Cpr {
+        let d = u32::from(b.wrapping_sub(b'0'));
         let (next, r) = match (self.state, b) {
-            (0, 0x1b) => (1, Cpr::More),
+            (0, 0x1b) => {
+                *self = Self::new();
+                (1, Cpr::More)
+            }
             (1, b'[') => (2, Cpr::More),
-            (2 | 3, b'0'..=b'9') => (3, Cpr::More),
-            (3, b';') => (4, Cpr::More),
-            (4 | 5, b'0'..=b'9') => (5, Cpr::More),
-            (5, b'R') => (0, Cpr::Done),
+            (2 | 3, b'0'..=b'9') if self.digits < CPR_DIGITS => {
+                self.digits += 1;
+                self.row = self.row * 10 + d;
+                (3, Cpr::More)
+            }
+            (3, b';') => {
+                self.digits = 0;
+                (4, Cpr::More)
+            }
+            (4 | 5, b'0'..=b'9') if self.digits < CPR_DIGITS => {
+                self.digits += 1;
+                self.col = self.col * 10 + d;
+                (5, Cpr::More)
+            }
+            (5, b'R') => (0, Cpr::Done(self.row, self.col)),
             _ => (0, Cpr::No),
         };
         self.state = next;
         r
     }
+}
+
+/// A query `noline` sent and the answer we would give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    /// The size probe (cursor moved to the far corner) or a position probe.
+    size: bool,
+    /// Our answer (row, col) if the terminal gives none.
+    answer: (u16, u16),
 }
 
 /// Tracks the cursor column through our own output and spots the sequences
@@ -80,7 +136,7 @@ impl OutputTracker {
 enum OutEvent {
     None,
     /// `ESC[6n`: the reply the terminal would give if it were 80x24.
-    Query(u16, u16),
+    Query(Probe),
 }
 
 impl OutputTracker {
@@ -108,11 +164,14 @@ impl OutputTracker {
                     let params = core::mem::take(&mut self.csi);
                     match (b, params.as_slice()) {
                         (b'n', b"6") => {
-                            return if self.at_corner {
-                                OutEvent::Query(ROWS, COLUMNS)
-                            } else {
-                                OutEvent::Query(ROWS, self.column.saturating_add(1).min(COLUMNS))
-                            };
+                            return OutEvent::Query(Probe {
+                                size: self.at_corner,
+                                answer: if self.at_corner {
+                                    (ROWS, COLUMNS)
+                                } else {
+                                    (ROWS, self.column.saturating_add(1))
+                                },
+                            });
                         }
                         (b'H', p) => {
                             self.at_corner = p == b"999;999";
@@ -160,19 +219,36 @@ fn parse_dec(s: &[u8]) -> u16 {
 pub struct LineState {
     /// Terminal replies for `noline`, delivered before anything else.
     replies: heapless::Deque<u8, 64>,
-    /// Input that arrived while waiting for a reply, delivered next.
+    /// Raw input that arrived while waiting for a reply (or while a command
+    /// ran), delivered next.
     kept: heapless::Deque<u8, 512>,
-    /// Queries without an answer yet: the answer we would give.
-    pending: heapless::Deque<(u16, u16), 4>,
+    /// Filtered input for the editor: (byte, whether it completes a printable
+    /// character).
+    cooked: heapless::Deque<(u8, bool), 8>,
+    /// Queries without an answer yet.
+    pending: heapless::Deque<Probe, 4>,
     deadline: u64,
     dumb: bool,
     cpr: CprParser,
     cpr_bytes: heapless::Vec<u8, 16>,
-    /// CPR recognition on delivered input (late replies while dumb).
-    late: CprParser,
+    /// The terminal size noline was last given (answers are kept inside it).
+    size: (u16, u16),
+    filter: InputFilter,
     out: OutputTracker,
     after_cr: bool,
     eof: bool,
+    /// Bytes went to the editor since the last line end (a last line without
+    /// a newline at end of input is still run).
+    line_dirty: bool,
+    /// The last byte delivered to the editor.
+    last_key: u8,
+    /// The byte just delivered completed a printable character: a bell the
+    /// editor writes now means it refused it (the line is full).
+    printed: bool,
+    /// The editor refused a character since [`LineIo::begin_line`].
+    overflow: bool,
+    /// A write to the console failed.
+    output_failed: bool,
 }
 
 impl Default for LineState {
@@ -187,33 +263,47 @@ impl LineState {
         LineState {
             replies: heapless::Deque::new(),
             kept: heapless::Deque::new(),
+            cooked: heapless::Deque::new(),
             pending: heapless::Deque::new(),
             deadline: 0,
             dumb: false,
-            cpr: CprParser { state: 0 },
+            cpr: CprParser::new(),
             cpr_bytes: heapless::Vec::new(),
-            late: CprParser { state: 0 },
+            size: (ROWS, COLUMNS),
+            filter: InputFilter::new(),
             out: OutputTracker::new(),
             after_cr: false,
             eof: false,
+            line_dirty: false,
+            last_key: 0,
+            printed: false,
+            overflow: false,
+            output_failed: false,
         }
     }
 
     /// After the shell was abandoned mid-line: forget the editor's half-finished
-    /// conversation with the terminal, keep the input read ahead (and what was
-    /// learnt about the terminal).
+    /// conversation with the terminal and the half-typed line, keep the input
+    /// read ahead (and what was learnt about the terminal).
     pub fn recover(&mut self) {
         self.replies.clear();
         self.pending.clear();
+        self.cooked.clear();
         for &b in &core::mem::take(&mut self.cpr_bytes) {
             let _ = self.kept.push_back(b);
         }
-        self.cpr = CprParser { state: 0 };
-        self.late = CprParser { state: 0 };
+        self.cpr = CprParser::new();
+        self.filter.reset();
         self.out = OutputTracker::new();
         self.after_cr = false;
+        self.line_dirty = false;
+        self.printed = false;
+        self.overflow = false;
     }
 }
+
+/// Ctrl-C.
+const CTRL_C: u8 = 0x03;
 
 /// The interposer; see the module docs.
 pub struct LineIo<'c, C: Console> {
@@ -242,19 +332,40 @@ impl<'c, C: Console> LineIo<'c, C> {
         self.st.dumb
     }
 
+    /// Whether a write to the console has failed (e.g. stdout closed).
+    pub fn output_failed(&self) -> bool {
+        self.st.output_failed
+    }
+
+    /// The last byte handed to the line editor (which key ended or aborted a
+    /// line).
+    pub fn last_key(&self) -> u8 {
+        self.st.last_key
+    }
+
+    /// A new line starts: forget earlier overflows.
+    pub fn begin_line(&mut self) {
+        self.st.overflow = false;
+    }
+
+    /// Whether the editor refused a character since [`LineIo::begin_line`]
+    /// because the line was full.
+    pub fn overflowed(&self) -> bool {
+        self.st.overflow
+    }
+
+    /// A data command starts reading raw bytes: they start right after the byte
+    /// that ended its command line (an LF after a CR is data, not a line end).
+    pub fn begin_raw(&mut self) {
+        self.st.after_cr = false;
+    }
+
     /// One raw input byte without waiting (binary transfers such as `rx`): kept
-    /// bytes first, then the console. An LF right after the command line's CR is
-    /// dropped, so `rx LEN` sent with CRLF works.
+    /// bytes first, then the console. Nothing is filtered or dropped.
     pub fn try_read_raw(&mut self) -> Option<u8> {
-        loop {
-            let b = match self.st.kept.pop_front() {
-                Some(b) => b,
-                None => self.console.try_read_byte()?,
-            };
-            if core::mem::take(&mut self.st.after_cr) && b == b'\n' {
-                continue;
-            }
-            return Some(b);
+        match self.st.kept.pop_front() {
+            Some(b) => Some(b),
+            None => self.console.try_read_byte(),
         }
     }
 
@@ -267,10 +378,52 @@ impl<'c, C: Console> LineIo<'c, C> {
             n += 1;
         }
         self.st.after_cr = false;
+        self.st.filter.reset();
         n
     }
 
-    fn push_reply(&mut self, (row, col): (u16, u16)) {
+    /// For long commands: whether Ctrl-C was typed. Input typed meanwhile is
+    /// kept for the prompt that follows; on Ctrl-C, what was typed before it is
+    /// dropped with it (as a terminal flushes typed-ahead input on an
+    /// interrupt). Never waits.
+    pub fn interrupted(&mut self) -> bool {
+        if let Some(i) = self.st.kept.iter().position(|&b| b == CTRL_C) {
+            for _ in 0..=i {
+                self.st.kept.pop_front();
+            }
+            return true;
+        }
+        while !self.st.kept.is_full() {
+            match self.console.try_read_byte() {
+                Some(CTRL_C) => {
+                    self.st.kept.clear();
+                    return true;
+                }
+                Some(b) => {
+                    let _ = self.st.kept.push_back(b);
+                }
+                None => break,
+            }
+        }
+        false
+    }
+
+    /// Rings the terminal bell (input was rejected).
+    fn bell(&mut self) {
+        if self.console.write_all(b"\x07").is_err() {
+            self.st.output_failed = true;
+        }
+    }
+
+    /// Queues the answer to `probe` for the editor: ours or the terminal's,
+    /// always inside the size the editor was given.
+    fn push_reply(&mut self, probe: Probe, (row, col): (u16, u16)) {
+        let (row, col) = if probe.size {
+            self.st.size = (row, col);
+            (row, col)
+        } else {
+            (row.min(self.st.size.0), col.min(self.st.size.1))
+        };
         let mut buf = [0u8; 16];
         let n = fmt_cpr(&mut buf, row, col);
         for &b in &buf[..n] {
@@ -285,20 +438,33 @@ impl<'c, C: Console> LineIo<'c, C> {
 
     fn time_out(&mut self) {
         self.st.dumb = true;
-        while let Some(answer) = self.st.pending.pop_front() {
-            self.push_reply(answer);
+        while let Some(probe) = self.st.pending.pop_front() {
+            self.push_reply(probe, probe.answer);
         }
-        self.st.cpr = CprParser::default();
+        self.st.cpr = CprParser::new();
         let partial = core::mem::take(&mut self.st.cpr_bytes);
         for &b in &partial {
             self.keep(b);
         }
     }
 
+    /// A complete report arrived while `probe` waits: is it a sane answer?
+    fn sane_answer(&self, probe: &Probe, row: u32, col: u32) -> Option<(u16, u16)> {
+        let max = u32::from(REPORT_MAX);
+        if !(1..=max).contains(&row) || !(1..=max).contains(&col) {
+            return None;
+        }
+        let (row, col) = (row as u16, col as u16);
+        if !probe.size && (row > self.st.size.0 || col > self.st.size.1) {
+            return None;
+        }
+        Some((row, col))
+    }
+
     /// While queries are outstanding: sort incoming bytes into the terminal's
     /// replies and kept input, until every query is answered or the wait ends.
     fn pump(&mut self) {
-        while !self.st.pending.is_empty() {
+        while let Some(&probe) = self.st.pending.front() {
             if self.st.kept.capacity() - self.st.kept.len() < 32 {
                 // Leave further input queued in the console; answer now.
                 self.time_out();
@@ -314,13 +480,18 @@ impl<'c, C: Console> LineIo<'c, C> {
                 Cpr::More => {
                     let _ = self.st.cpr_bytes.push(b);
                 }
-                Cpr::Done => {
-                    let _ = self.st.cpr_bytes.push(b);
-                    for &r in &core::mem::take(&mut self.st.cpr_bytes) {
-                        let _ = self.st.replies.push_back(r);
+                Cpr::Done(row, col) => {
+                    self.st.cpr_bytes.clear();
+                    match self.sane_answer(&probe, row, col) {
+                        Some(answer) => {
+                            self.st.pending.pop_front();
+                            self.push_reply(probe, answer);
+                            self.st.dumb = false;
+                        }
+                        // A report with impossible numbers: dropped; the
+                        // query keeps waiting (and times out if need be).
+                        None => self.bell(),
                     }
-                    self.st.pending.pop_front();
-                    self.st.dumb = false;
                 }
                 Cpr::No => {
                     for &p in &core::mem::take(&mut self.st.cpr_bytes) {
@@ -335,14 +506,68 @@ impl<'c, C: Console> LineIo<'c, C> {
             }
         }
     }
+
+    /// The next raw byte for the editor: kept input first, then the console
+    /// (waiting). `None` at end of input.
+    fn next_raw(&mut self) -> Result<Option<u8>, C::Error> {
+        if let Some(b) = self.st.kept.pop_front() {
+            return Ok(Some(b));
+        }
+        let mut one = [0u8; 1];
+        match self.console.read(&mut one)? {
+            0 => Ok(None),
+            _ => Ok(Some(one[0])),
+        }
+    }
+
+    /// Reads raw input through the filter until it yields something for the
+    /// editor (into `cooked`); false at end of input.
+    fn cook(&mut self) -> Result<bool, C::Error> {
+        while self.st.cooked.is_empty() {
+            let Some(b) = self.next_raw()? else {
+                // End of input: a half-read key is dropped, and a last line
+                // without its line end is still ended (and so run).
+                if self.st.filter.flush() {
+                    self.bell();
+                }
+                if core::mem::take(&mut self.st.line_dirty) {
+                    let _ = self.st.cooked.push_back((b'\r', false));
+                    return Ok(true);
+                }
+                return Ok(false);
+            };
+            let after_cr = core::mem::replace(&mut self.st.after_cr, b == b'\r');
+            if b == 0 || (b == b'\n' && after_cr) {
+                continue;
+            }
+            let fed = self.st.filter.feed(b);
+            if fed.bell {
+                self.bell();
+            }
+            if fed.report.is_some() {
+                // No query waits (the editor only asks before a prompt, and
+                // reads nothing else until answered): a late answer from a real
+                // terminal after all. Consumed; the link is not dumb.
+                self.st.dumb = false;
+            }
+            let n = fed.emit.len();
+            let text = fed.emit.first().is_some_and(|&c| c >= 0x20 && c != 0x7f);
+            for (i, &c) in fed.emit.iter().enumerate() {
+                let _ = self.st.cooked.push_back((c, text && i + 1 == n));
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Formats `ESC [ row ; col R` into `buf`, returning its length.
 fn fmt_cpr(buf: &mut [u8; 16], row: u16, col: u16) -> usize {
     let mut n = 0;
     let mut put = |b: u8| {
-        buf[n] = b;
-        n += 1;
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = b;
+            n += 1;
+        }
     };
     put(0x1b);
     put(b'[');
@@ -378,6 +603,7 @@ impl<C: Console> Read for LineIo<'_, C> {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.st.printed = false;
         if self.st.replies.is_empty() && !self.st.pending.is_empty() {
             self.pump();
         }
@@ -385,44 +611,41 @@ impl<C: Console> Read for LineIo<'_, C> {
             buf[0] = b;
             return Ok(1);
         }
-        loop {
-            let b = match self.st.kept.pop_front() {
-                Some(b) => b,
-                None => {
-                    let mut one = [0u8; 1];
-                    if self.console.read(&mut one)? == 0 {
-                        self.st.eof = true;
-                        return Ok(0);
-                    }
-                    one[0]
-                }
-            };
-            let after_cr = core::mem::replace(&mut self.st.after_cr, b == b'\r');
-            if b == 0 || (b == b'\n' && after_cr) {
-                continue;
-            }
-            if self.st.late.feed(b) == Cpr::Done {
-                // A real terminal answered after all.
-                self.st.dumb = false;
-            }
-            buf[0] = b;
-            return Ok(1);
+        if !self.cook()? {
+            self.st.eof = true;
+            return Ok(0);
         }
+        let Some((b, printable)) = self.st.cooked.pop_front() else {
+            return Ok(0);
+        };
+        self.st.printed = printable;
+        self.st.last_key = b;
+        self.st.line_dirty = !matches!(b, b'\r' | b'\n' | CTRL_C);
+        buf[0] = b;
+        Ok(1)
     }
 }
 
 impl<C: Console> Write for LineIo<'_, C> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, C::Error> {
-        self.console.write_all(buf)?;
+        if let Err(e) = self.console.write_all(buf) {
+            self.st.output_failed = true;
+            return Err(e);
+        }
+        if self.st.printed && buf.contains(&0x07) {
+            // The editor rang the bell for the character just given to it: it
+            // did not fit.
+            self.st.overflow = true;
+        }
         for &b in buf {
-            if let OutEvent::Query(row, col) = self.st.out.feed(b) {
+            if let OutEvent::Query(probe) = self.st.out.feed(b) {
                 if self.st.dumb {
-                    self.push_reply((row, col));
+                    self.push_reply(probe, probe.answer);
                 } else {
                     if self.st.pending.is_empty() {
                         self.st.deadline = self.console.now_us() + REPLY_TIMEOUT_US;
                     }
-                    if self.st.pending.push_back((row, col)).is_err() {
+                    if self.st.pending.push_back(probe).is_err() {
                         self.time_out();
                     }
                 }
@@ -432,7 +655,9 @@ impl<C: Console> Write for LineIo<'_, C> {
     }
 
     fn flush(&mut self) -> Result<(), C::Error> {
-        self.console.flush()
+        self.console
+            .flush()
+            .inspect_err(|_| self.st.output_failed = true)
     }
 }
 
@@ -483,7 +708,8 @@ mod tests {
         io.write_all(b"\x1b[999;999H\x1b[6n").unwrap();
         assert_eq!(read_n(&mut io, 9), b"\x1b[51;200R");
         assert!(!io.is_dumb());
-        assert_eq!(read_n(&mut io, 10), b"x\x1b[Ay");
+        // The last line has no line end: at end of input it gets one.
+        assert_eq!(read_n(&mut io, 10), b"x\x1b[Ay\r");
     }
 
     #[test]
@@ -516,11 +742,14 @@ mod tests {
     }
 
     #[test]
-    fn raw_reads_drop_the_lf_of_a_crlf() {
+    fn raw_reads_start_right_after_the_line_end() {
+        // The command line ended with CR; the payload starts with LF.
         let mut con = MemConsole::new(b"\r\n\nxy");
         let mut st = LineState::new();
         let mut io = LineIo::new(&mut con, &mut st);
         assert_eq!(read_n(&mut io, 1), b"\r");
+        io.begin_raw();
+        assert_eq!(io.try_read_raw(), Some(b'\n'));
         assert_eq!(io.try_read_raw(), Some(b'\n'));
         assert_eq!(io.try_read_raw(), Some(b'x'));
         assert_eq!(io.discard_input(), 1);

@@ -13,7 +13,18 @@ pub struct MemConsole {
     output: Vec<u8>,
     clock: u64,
     closed_when_empty: bool,
+    /// Input offsets where the sender pauses (ascending), and until when the
+    /// current pause lasts.
+    pauses: Vec<usize>,
+    paused_until: u64,
+    ctrl_d_ends_input: bool,
+    /// Writes fail once this many bytes were written.
+    write_limit: Option<usize>,
 }
+
+/// How long a pause set with [`MemConsole::pause_at`] lasts: longer than any
+/// timeout of the shell.
+pub const PAUSE_US: u64 = 10_000_000;
 
 impl MemConsole {
     /// A console that will read `input`, then report end of input.
@@ -24,7 +35,46 @@ impl MemConsole {
             output: Vec::new(),
             clock: 0,
             closed_when_empty: true,
+            pauses: Vec::new(),
+            paused_until: 0,
+            ctrl_d_ends_input: false,
+            write_limit: None,
         }
+    }
+
+    /// The sender pauses for [`PAUSE_US`] before input offset `at` (a timeout
+    /// in the middle of the input; a blocking read just waits it out).
+    pub fn pause_at(&mut self, at: usize) {
+        self.pauses.push(at);
+        self.pauses.sort_unstable();
+    }
+
+    /// Makes Ctrl-D on an empty line end the session (a terminal on the host).
+    pub fn set_ctrl_d_ends_input(&mut self, on: bool) {
+        self.ctrl_d_ends_input = on;
+    }
+
+    /// Every write fails once `n` bytes were written (a closed stdout).
+    pub fn fail_writes_after(&mut self, n: usize) {
+        self.write_limit = Some(n);
+    }
+
+    /// How many input bytes were consumed.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether a pause starts at the current position; starts it if so.
+    fn pausing(&mut self) -> bool {
+        if self.clock < self.paused_until {
+            return true;
+        }
+        if self.pauses.first() == Some(&self.pos) {
+            self.pauses.remove(0);
+            self.paused_until = self.clock + PAUSE_US;
+            return true;
+        }
+        false
     }
 
     /// Whether running out of input counts as closed (no more will come). With
@@ -71,13 +121,38 @@ pub fn strip_ansi(s: &str) -> std::string::String {
     out
 }
 
+/// The error of a [`MemConsole`] whose output was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl embedded_io::Error for Closed {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::BrokenPipe
+    }
+}
+
 impl embedded_io::ErrorType for MemConsole {
-    type Error = core::convert::Infallible;
+    type Error = Closed;
 }
 
 impl embedded_io::Read for MemConsole {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let n = buf.len().min(self.input.len() - self.pos);
+        if buf.is_empty() || self.pos >= self.input.len() {
+            return Ok(0);
+        }
+        if self.pausing() {
+            // A blocking read waits the pause out.
+            self.clock = self.paused_until;
+        }
+        // Up to the next pause.
+        let end = self
+            .pauses
+            .first()
+            .copied()
+            .filter(|&e| e > self.pos)
+            .unwrap_or(self.input.len())
+            .min(self.input.len());
+        let n = buf.len().min(end - self.pos);
         buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
@@ -86,6 +161,11 @@ impl embedded_io::Read for MemConsole {
 
 impl embedded_io::Write for MemConsole {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        if let Some(limit) = self.write_limit {
+            if self.output.len() + buf.len() > limit {
+                return Err(Closed);
+            }
+        }
         self.output.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -97,6 +177,9 @@ impl embedded_io::Write for MemConsole {
 impl Console for MemConsole {
     fn try_read_byte(&mut self) -> Option<u8> {
         self.clock += 1000;
+        if self.pausing() {
+            return None;
+        }
         let b = self.input.get(self.pos).copied()?;
         self.pos += 1;
         Some(b)
@@ -107,5 +190,8 @@ impl Console for MemConsole {
     }
     fn input_closed(&self) -> bool {
         self.closed_when_empty && self.pos >= self.input.len()
+    }
+    fn ctrl_d_ends_input(&self) -> bool {
+        self.ctrl_d_ends_input
     }
 }

@@ -178,28 +178,64 @@ fn rx_receives_binary_bytes_and_reports_crc() {
     let mut data: Vec<u8> = (0..16384u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    data[0] = b'\n'; // binary-safe: an LF right after the data starts is data
+    // Binary-safe: the payload starts right after the CR that ended the
+    // command, so a first byte LF (then CR) is data.
+    data[0] = b'\n';
     data[1] = b'\r';
-    let mut input = b"rx 16384\r".to_vec();
-    input.extend_from_slice(&data);
-    input.extend_from_slice(b"echo after\r");
-    let t = run(&input);
-    let o = outputs(&t);
-    // The CRLF rule only drops an LF directly after the command's CR, and this
-    // command ended in CR alone, so data[0] == '\n' would be dropped: check the
-    // documented behaviour with a CRLF-terminated command instead.
-    let _ = o;
-    let mut input = b"rx 16384\r\n".to_vec();
-    input.extend_from_slice(&data);
-    input.extend_from_slice(b"echo after\r");
-    let t = run(&input);
-    let o = outputs(&t);
     let crc = crate::crc32::crc32(&data);
+    for end in [&b"\r"[..], b"\n"] {
+        let mut input = b"rx 16384".to_vec();
+        input.extend_from_slice(end);
+        input.extend_from_slice(&data);
+        input.extend_from_slice(b"echo after\r");
+        let o = outputs(&run(&input));
+        assert_eq!(
+            o[0],
+            format!("rx: waiting for 16384 bytes\nrx 16384 crc32={crc:08x}\n")
+        );
+        assert_eq!(o[1], "after\n");
+    }
+    // A CRLF sender: the LF is the first payload byte (README, rules for
+    // scripts), so the last data byte is left over for the line editor.
+    let mut input = b"rx 4\r\n1234\r".to_vec();
+    input.extend_from_slice(b"echo after\r");
+    let o = outputs(&run(&input));
+    let crc = crate::crc32::crc32(b"\n123");
     assert_eq!(
         o[0],
-        format!("rx: waiting for 16384 bytes\nrx 16384 crc32={crc:08x}\n")
+        format!("rx: waiting for 4 bytes\nrx 4 crc32={crc:08x}\n")
     );
-    assert_eq!(o[1], "after\n");
+    assert_eq!(o[1], "error: unknown command '4' (try 'help')\n");
+    assert_eq!(o[2], "after\n");
+}
+
+#[test]
+fn sendgen_64_22_starts_with_lf_and_arrives_whole() {
+    // The script tool's `sendgen 64 22`: splitmix64 seeded with 22, 8 bytes a
+    // step, little endian. Its first byte is 0x0a.
+    let mut data = [0u8; 64];
+    crate::prng::SplitMix64::new(22).fill(&mut data);
+    assert_eq!(data[0], b'\n');
+    let crc = crate::crc32::crc32(&data);
+    let mut input = b"rx 64\r".to_vec();
+    input.extend_from_slice(&data);
+    input.extend_from_slice(b"ring new 1\rpush rx 64\r");
+    input.extend_from_slice(&data);
+    input.extend_from_slice(b"peek 2\rhs 8 4 1\r\n");
+    let o = outputs(&run(&input));
+    assert_eq!(
+        o[0],
+        format!("rx: waiting for 64 bytes\nrx 64 crc32={crc:08x}\n")
+    );
+    assert_eq!(
+        o[2],
+        format!("rx: waiting for 64 bytes\npushed 64 bytes\nrx 64 crc32={crc:08x}\n")
+    );
+    assert_eq!(o[3], format!("\"\\n\\x{:02x}\" (62 more)\n", data[1]));
+    // hs takes the LF as its one byte of compressed data (and does not wait
+    // for another).
+    assert!(o[4].starts_with("hs: waiting for 1 bytes\n"), "{}", o[4]);
+    assert!(!o[4].contains("timed out"), "{}", o[4]);
 }
 
 #[test]
@@ -295,7 +331,7 @@ fn ring_capacity_wrap_and_dump() {
 
 #[test]
 fn several_rings_and_push_rx() {
-    let mut input = b"ring new 1\rring new 2\rring list\rring free 1\rring use 2\rpush rx 5\r\nhellopeek\rring free\rring list\r".to_vec();
+    let mut input = b"ring new 1\rring new 2\rring list\rring free 1\rring use 2\rpush rx 5\rhellopeek\rring free\rring list\r".to_vec();
     input.extend_from_slice(b"echo end\r");
     let t = run(&input);
     let o = outputs(&t);
@@ -406,10 +442,10 @@ fn hs_over_the_uart_and_its_errors() {
         "/tests/data/heatshrink/repeat_text.txt"
     ))
     .unwrap();
-    let mut input = format!("hs 10 5 {}\r\n", stream.len()).into_bytes();
+    let mut input = format!("hs 10 5 {}\r", stream.len()).into_bytes();
     input.extend_from_slice(&stream);
     input.extend_from_slice(
-        b"hs 16 4 10\rhs 10 5\rhs 8 4 3\r\n\x80\x00\x00hs 15 8 2\r\n\x00\x00echo alive\r",
+        b"hs 16 4 10\rhs 10 5\rhs 8 4 3\r\x80\x00\x00hs 15 8 2\r\x00\x00echo alive\r",
     );
     let t = run(&input);
     let o = outputs(&t);
@@ -447,4 +483,342 @@ fn hs_over_the_uart_and_its_errors() {
     // 16 bits at W=15 L=8: a reference needs 24, so the stream is cut short.
     assert_eq!(o[4], "hs: waiting for 2 bytes\nerror: hs: heatshrink stream truncated inside a token (16 bits left over)\n");
     assert_eq!(o[5], "alive\n");
+}
+
+/// Runs the shell on `con` until it stops; returns how it stopped.
+fn session(con: &mut MemConsole, p: &mut HostPlatform) -> Step {
+    let mut line = [0u8; LINE_BUFFER_BYTES];
+    let mut hist = [0u8; HISTORY_BYTES];
+    let mut st = term::LineState::new();
+    let mut io = LineIo::new(con, &mut st);
+    let mut shell = Shell::new(&mut line, &mut hist, &mut io);
+    for _ in 0..100_000 {
+        match shell.step(&mut io, p) {
+            Step::Continue => {}
+            end => return end,
+        }
+    }
+    panic!("shell does not stop");
+}
+
+#[test]
+fn cursor_reports_typed_at_the_prompt_are_dropped() {
+    // noline 0.5.1 unwraps the missing numbers of `ESC [ R` and `ESC [ 5 R`,
+    // and divides by zero on a zero size.
+    let t = run(
+        b"\x1b[Recho a\r\x1b[5Recho b\r\x1b[0;0Recho c\r\x1b[24;80Recho d\recho \x1b[R\x1b[5Re\r",
+    );
+    let o = outputs(&t);
+    assert_eq!(&o[..5], &["a\n", "b\n", "c\n", "d\n", "e\n"], "{t:?}");
+}
+
+#[test]
+fn a_bad_answer_to_a_probe_is_dropped_and_the_next_line_is_intact() {
+    // A real terminal answers the first prompt's probes (size 30x100, cursor at
+    // row 30 column 9), so the link is not dumb; the next size probe gets
+    // `ESC[0;0R`. On the board that garbled the next line into `erecho`.
+    let t = run(b"\x1b[30;100R\x1b[30;9Recho one\r\x1b[0;0Recho after\r");
+    let o = outputs(&t);
+    assert_eq!(&o[..2], &["one\n", "after\n"], "{t:?}");
+    assert!(!t.contains("erecho"), "{t:?}");
+    // A cursor outside the size just reported is no answer either.
+    let t = run(b"\x1b[30;100R\x1b[31;9Recho two\r\x1b[30;100R\x1b[30;101Recho three\r");
+    assert_eq!(&outputs(&t)[..2], &["two\n", "three\n"], "{t:?}");
+    // Nor are huge numbers, or a report with three numbers.
+    let t = run(b"\x1b[99999999999999999999;1Recho four\r\x1b[1;2;3Recho five\r");
+    assert_eq!(&outputs(&t)[..2], &["four\n", "five\n"], "{t:?}");
+}
+
+#[test]
+fn invalid_utf8_never_reaches_a_command() {
+    let t = run(b"echo \xed\xa0\x80\rring new 1\rpush \xc0\x80\xed\xa0\x80\xf7\xbf\xbf\xbf\rstat\recho a\xffb\xc3\xa9\xf4\x90\x80\x80c\r");
+    let o = outputs(&t);
+    // The surrogate U+D800 is dropped (it used to print as \u{d800}).
+    assert_eq!(o[0], "\n");
+    // Overlong NUL, surrogate, beyond U+10FFFF: nothing pushed.
+    assert_eq!(o[2], "pushed 0 bytes\n");
+    assert!(o[3].contains("len 0,"), "{}", o[3]);
+    assert_eq!(o[4], "ab\\u{e9}c\n");
+}
+
+#[test]
+fn escape_strings_and_unknown_keys_leave_nothing_in_the_line() {
+    let t = run(b"echo a\x1b]0;evil title\x07b\recho c\x1bPq#0;2;0;0;0\x1b\\d\recho e\x1b[15~\x1b[1;5Cf\x1bOPg\r\x1bOA\recho h\x1b]unterminated\recho i\r");
+    let o = outputs(&t);
+    assert_eq!(&o[..4], &["ab\n", "cd\n", "efg\n", "efg\n"], "{t:?}");
+    // An OSC string cut by Enter ends there: the line before it runs, the
+    // next line is untouched.
+    assert_eq!(&o[4..6], &["h\n", "i\n"], "{t:?}");
+}
+
+#[test]
+fn application_cursor_keys_are_the_arrows() {
+    // ESC O A is Up (history), ESC O D / ESC O C move the cursor.
+    let t = run(b"echo one\r\x1bOA\recho xz\x1bODy\x1bOCw\r");
+    let o = outputs(&t);
+    assert_eq!(&o[..3], &["one\n", "one\n", "xyzw\n"], "{t:?}");
+}
+
+#[test]
+fn an_overlong_line_is_rejected_whatever_its_last_character() {
+    let err = format!("error: line too long (at most {LINE_MAX} bytes); discarded\n");
+    for tail in ["é", "😀", "€"] {
+        // 5 + 250 + the character: one byte or more past the limit.
+        let mut input = b"ring new 1\rpush ".to_vec();
+        input.extend(std::iter::repeat_n(b'a', 250));
+        input.extend_from_slice(tail.as_bytes());
+        input.extend_from_slice(b"\rstat\r");
+        let o = outputs(&run(&input));
+        assert!(o[1].ends_with(&err), "{tail}: {:?}", o[1]);
+        assert!(o[2].contains("len 0,"), "{tail}: {}", o[2]);
+    }
+    // Exactly LINE_MAX bytes ending in a 2-byte character is fine.
+    let mut input = b"ring new 1\rpush ".to_vec();
+    input.extend(std::iter::repeat_n(b'a', LINE_MAX - 7));
+    input.extend_from_slice("é".as_bytes());
+    input.push(b'\r');
+    let o = outputs(&run(&input));
+    assert_eq!(o[1].lines().last(), Some("pushed 250 bytes"), "{:?}", o[1]);
+    // Typing past the limit and deleting back under it still rejects the line:
+    // characters were lost on the way.
+    let mut input = b"echo ".to_vec();
+    input.extend(std::iter::repeat_n(b'y', 300));
+    input.extend(std::iter::repeat_n(0x7f, 60));
+    input.extend_from_slice(b"\recho ok\r");
+    let o = outputs(&run(&input));
+    assert!(o[0].ends_with(&err), "{:?}", o[0]);
+    assert_eq!(o[1], "ok\n");
+}
+
+#[test]
+fn rest_of_line_commands_take_any_number_of_words() {
+    let words: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    let hex: Vec<String> = (0..40).map(|i| format!("{:02x}", 0x30 + i % 10)).collect();
+    let input = format!(
+        "ring new 1\rpush {}\rpop 1000\recho {}\rpushx {}\rpeek\rfill 1 byte 1 x x x x x x x x x x x x x x x x x x x\r",
+        words.join(" "),
+        words.join(" "),
+        hex.join(" ")
+    );
+    let o = outputs(&run(input.as_bytes()));
+    let text = words.join(" ");
+    // (The echo of a long line wraps; the output is its last line.)
+    assert_eq!(
+        o[1].lines().last(),
+        Some(format!("pushed {} bytes", text.len()).as_str())
+    );
+    assert!(o[3].ends_with(&format!("\n{text}\n")), "{}", o[3]);
+    assert_eq!(o[4].lines().last(), Some("pushed 40 bytes"));
+    assert_eq!(o[5], format!("\"{}\"\n", "0123456789".repeat(4)));
+    // Commands with fixed arguments still reject extra words.
+    assert_eq!(o[6], "error: unexpected argument 'x'\n");
+}
+
+#[test]
+fn a_timed_out_transfer_changes_nothing() {
+    // push rx 100 gets 40 bytes, then the sender pauses past the timeout.
+    let mut input = b"ring new 1\rpush 12345\rpush rx 100\r".to_vec();
+    input.extend(std::iter::repeat_n(b'z', 40));
+    let pause = input.len();
+    input.extend_from_slice(b"stat\rpeek\r");
+    let mut con = MemConsole::new(&input);
+    con.pause_at(pause);
+    let mut p = platform();
+    assert_eq!(session(&mut con, &mut p), Step::Eof);
+    let o = outputs(&con.text());
+    assert_eq!(
+        o[2],
+        "rx: waiting for 100 bytes\nerror: push rx: timed out after 40 of 100 bytes (no data for 3 s); nothing pushed; discarded 0 stray bytes\n"
+    );
+    assert!(o[3].contains("len 5,"), "{}", o[3]);
+    assert!(o[3].contains("total pushed 5, popped 0"), "{}", o[3]);
+    assert_eq!(o[4], "\"12345\"\n");
+    // hs and rx: the same rule, the same message.
+    let mut input = b"hs 8 4 100\r".to_vec();
+    input.extend(std::iter::repeat_n(0u8, 10));
+    let pause = input.len();
+    input.extend_from_slice(b"echo next\r");
+    let mut con = MemConsole::new(&input);
+    con.pause_at(pause);
+    session(&mut con, &mut platform());
+    let o = outputs(&con.text());
+    assert_eq!(o[0], "hs: waiting for 100 bytes\nerror: hs: timed out after 10 of 100 bytes (no data for 3 s); discarded 0 stray bytes\n");
+    assert_eq!(o[1], "next\n");
+}
+
+#[test]
+fn rx_at_end_of_input_says_so() {
+    let o = outputs(&run(b"rx 3\r1"));
+    assert_eq!(
+        o[0],
+        "rx: waiting for 3 bytes\nerror: rx: timed out after 1 of 3 bytes (end of input); discarded 0 stray bytes\n"
+    );
+}
+
+#[test]
+fn stress_and_bench_refuse_a_ring_that_holds_data() {
+    let t = run(b"ring new 1\rpush hello\rstress 100\rbench 100\rpeek\rstat\rpop 5\rstress 100000\rbench 1000\rstat\r");
+    let o = outputs(&t);
+    assert_eq!(
+        o[2],
+        "error: stress: ring 1 holds 5 bytes; pop them or use an empty ring\n"
+    );
+    assert_eq!(
+        o[3],
+        "error: bench: ring 1 holds 5 bytes; pop them or use an empty ring\n"
+    );
+    assert_eq!(o[4], "\"hello\"\n");
+    assert!(o[5].contains("total pushed 5, popped 0"), "{}", o[5]);
+    assert!(o[7].contains(", 0 mismatches\nratio"), "{}", o[7]);
+    assert!(o[8].contains("  4096 "), "{}", o[8]);
+    // Empty before and after; the totals are the user's pushes and pops.
+    assert!(o[9].contains("len 0,"), "{}", o[9]);
+    assert!(o[9].contains("total pushed 5, popped 5"), "{}", o[9]);
+}
+
+#[test]
+fn ctrl_c_stops_long_commands_and_says_what_was_done() {
+    // A 1 TiB stress, a 1 GiB bench, a 1 MiB fill, a 64 KiB dump and x: each
+    // stopped by the Ctrl-C typed after it; the line after it runs.
+    let mut p = platform();
+    let id = p.add_ring(1 << 20).unwrap();
+    let (base, _) = p.window(id).unwrap();
+    let input = format!(
+        "stress 1099511627776\r\x03echo a\rbench 1073741824\r\x03echo b\rfill 1048576\r\x03echo c\rdump 0 1048576\r\x03echo d\rx {base:#x} 65536\r\x03echo e\r"
+    );
+    let t = run_with(input.as_bytes(), &mut p);
+    let o = outputs(&t);
+    let mirrored = o[0].lines().next().unwrap_or_default();
+    assert!(
+        mirrored.starts_with("mirrored: ")
+            && mirrored.contains(" of 1099511627776 bytes in ")
+            && mirrored.ends_with(", 0 mismatches (interrupted by Ctrl-C)"),
+        "{}",
+        o[0]
+    );
+    assert_eq!(o[0].lines().count(), 1, "{}", o[0]);
+    assert_eq!(o[1], "a\n");
+    assert!(
+        o[2].ends_with(" chunk     mirrored      modular    ratio\nbench: interrupted by Ctrl-C\n"),
+        "{}",
+        o[2]
+    );
+    assert_eq!(o[3], "b\n");
+    assert_eq!(
+        o[4],
+        format!(
+            "pushed {} of 1048576 bytes (interrupted by Ctrl-C)\n",
+            POLL_BYTES
+        )
+    );
+    assert_eq!(o[5], "c\n");
+    assert!(
+        o[6].ends_with("dump: interrupted by Ctrl-C after 16 of 262144 bytes\n"),
+        "{}",
+        o[6]
+    );
+    assert_eq!(o[7], "d\n");
+    assert!(
+        o[8].ends_with("x: interrupted by Ctrl-C after 16 of 65536 bytes\n"),
+        "{}",
+        o[8]
+    );
+    assert_eq!(o[9], "e\n");
+    // The interrupted stress left the ring empty, the fill kept its bytes.
+    let t = run_with(b"stat\r", &mut p);
+    assert!(t.contains(&format!("len {POLL_BYTES},")), "{t}");
+}
+
+#[test]
+fn ctrl_d_ends_a_terminal_session_only_on_an_empty_line() {
+    // In a terminal: Ctrl-D in a line is an editing key (here at the end of
+    // the line: a bell), inside data it is data, on an empty line it ends the
+    // session.
+    let input = b"echo a\x04b\rrx 3\r\x04\x04\x04\x04echo never\r";
+    let mut con = MemConsole::new(input);
+    con.set_ctrl_d_ends_input(true);
+    assert_eq!(session(&mut con, &mut platform()), Step::Eof);
+    let o = outputs(&con.text());
+    assert_eq!(o[0], "ab\n");
+    let crc = crate::crc32::crc32(&[4, 4, 4]);
+    assert_eq!(
+        o[1],
+        format!("rx: waiting for 3 bytes\nrx 3 crc32={crc:08x}\n")
+    );
+    assert!(!con.text().contains("never"));
+    // Not a terminal (a pipe): Ctrl-D on an empty line abandons it, and the
+    // session runs to the end of input.
+    let o = outputs(&run(input));
+    assert_eq!(o[3], "never\n");
+}
+
+#[test]
+fn a_last_line_without_newline_is_run() {
+    assert_eq!(outputs(&run(b"echo last"))[0], "last\n");
+    // Even when it ends inside an escape sequence (dropped with a bell).
+    assert_eq!(outputs(&run(b"echo x\x1b["))[0], "x\n");
+    // But an abandoned line stays abandoned.
+    assert_eq!(outputs(&run(b"echo no\x03")).len(), 2);
+}
+
+#[test]
+fn a_failed_write_ends_the_session() {
+    let input = b"help\r".repeat(1000);
+    let mut con = MemConsole::new(&input);
+    con.fail_writes_after(300);
+    assert_eq!(session(&mut con, &mut platform()), Step::OutputFailed);
+    assert!(con.consumed() < input.len(), "{}", con.consumed());
+}
+
+#[test]
+fn messages_name_the_command_and_what_was_typed() {
+    let mut p = HostPlatform::new(64 * 1024, 0);
+    let o = outputs(&run_with(
+        b"hs demo\rhs 8 4 10\rring new 18446744073709551615\rring new 4097\r",
+        &mut p,
+    ));
+    assert_eq!(
+        o[0],
+        "error: hs demo: not enough memory: 1 requested, 0 free\n"
+    );
+    assert_eq!(o[1], "error: hs: not enough memory: 1 requested, 0 free\n");
+    assert_eq!(
+        o[2],
+        "error: ring new: MIB 18446744073709551615 out of range (at most 4096)\n"
+    );
+    assert_eq!(
+        o[3],
+        "error: ring new: MIB 4097 out of range (at most 4096)\n"
+    );
+}
+
+#[test]
+fn the_first_ring_counts_against_the_budget() {
+    // 4 units of 64 KiB in all; the first ring takes all of them.
+    let mut p = HostPlatform::new(64 * 1024, 4);
+    assert_eq!(p.add_ring(4 * 64 * 1024), Ok(1));
+    let o = outputs(&run_with(
+        b"ring new 1\rring free\rring new 4\rring new 1\r",
+        &mut p,
+    ));
+    assert_eq!(
+        o[0],
+        "error: ring new: not enough memory: 1 requested, 4 free\n".replace("4 free", "0 free")
+    );
+    assert_eq!(o[1], "ring 1 freed\n");
+    assert!(o[2].starts_with("ring 2: "), "{}", o[2]);
+    assert_eq!(
+        o[3],
+        "error: ring new: not enough memory: 1 requested, 0 free\n"
+    );
+    // Too big or empty: refused, nothing taken.
+    let mut p = HostPlatform::new(64 * 1024, 4);
+    assert!(p.add_ring(5 * 64 * 1024).is_err());
+    assert_eq!(
+        p.add_ring(0).unwrap_err().to_string(),
+        "the capacity must be at least 1 byte"
+    );
+    assert_eq!(p.add_ring(1), Ok(1));
+    assert!(p.add_ring(3 * 64 * 1024).is_ok());
+    assert!(p.add_ring(1).is_err());
 }

@@ -1,9 +1,17 @@
 //! `vmcirc shell`: the kernel's own shell (same code, same commands, same output)
 //! on this terminal, with rings that are Linux memfd mirrors instead of 1 MiB
 //! sections. `ring new N` makes a ring of N MiB; `--capacity BYTES` creates the
-//! first ring. Leave with Ctrl-D (or end of input).
+//! first ring; all rings together take at most [`BUDGET_MIB`] MiB.
+//!
+//! The session ends at end of input: end of file on stdin, or Ctrl-D on an empty
+//! line when stdin is a terminal. Ctrl-D is otherwise an editing key (delete the
+//! character under the cursor), and inside data (`rx`, `push rx`, `hs`) it is
+//! data like any byte. A last line without a newline is run. When stdout is
+//! closed (`vmcirc shell | head -c1`) the session ends quietly with status 141
+//! (128 + SIGPIPE, what a shell reports for a filter stopped by a closed pipe);
+//! another output error is reported on stderr with status 1.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
 use std::time::Instant;
@@ -11,8 +19,11 @@ use std::time::Instant;
 use vmcirc::shell::host::HostPlatform;
 use vmcirc::shell::{Console, LineIo, LineState, Shell, Step, HISTORY_BYTES, LINE_BUFFER_BYTES};
 
-/// Ctrl-D ends the session.
-const EOT: u8 = 0x04;
+/// Most MiB of rings at once (`--capacity` included).
+pub const BUDGET_MIB: u64 = 4096;
+
+/// Exit status when stdout was closed: 128 + SIGPIPE.
+const EXIT_BROKEN_PIPE: i32 = 141;
 
 /// stdin (read by a thread, so the shell can poll without blocking) and stdout.
 struct StdConsole {
@@ -20,10 +31,14 @@ struct StdConsole {
     closed: bool,
     out: std::io::Stdout,
     start: Instant,
+    /// stdin is a terminal: Ctrl-D on an empty line ends the session.
+    tty: bool,
+    /// The first failed write.
+    write_error: Option<std::io::Error>,
 }
 
 impl StdConsole {
-    fn new() -> Self {
+    fn new(tty: bool) -> Self {
         let (tx, rx) = mpsc::sync_channel::<u8>(64 * 1024);
         thread::spawn(move || {
             let mut stdin = std::io::stdin().lock();
@@ -33,7 +48,7 @@ impl StdConsole {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         for &b in &buf[..n] {
-                            if b == EOT || tx.send(b).is_err() {
+                            if tx.send(b).is_err() {
                                 return;
                             }
                         }
@@ -46,6 +61,8 @@ impl StdConsole {
             closed: false,
             out: std::io::stdout(),
             start: Instant::now(),
+            tty,
+            write_error: None,
         }
     }
 }
@@ -72,13 +89,24 @@ impl embedded_io::Read for StdConsole {
     }
 }
 
+impl StdConsole {
+    /// Remembers the first output error (how the session ends) and passes it on.
+    fn failed(&mut self, e: std::io::Error) -> std::io::Error {
+        let copy = std::io::Error::new(e.kind(), e.to_string());
+        self.write_error.get_or_insert(e);
+        copy
+    }
+}
+
 impl embedded_io::Write for StdConsole {
     fn write(&mut self, buf: &[u8]) -> Result<usize, std::io::Error> {
-        self.out.write_all(buf)?;
-        Ok(buf.len())
+        match self.out.write_all(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(e) => Err(self.failed(e)),
+        }
     }
     fn flush(&mut self) -> Result<(), std::io::Error> {
-        self.out.flush()
+        self.out.flush().map_err(|e| self.failed(e))
     }
 }
 
@@ -99,29 +127,50 @@ impl Console for StdConsole {
     fn input_closed(&self) -> bool {
         self.closed
     }
+    fn ctrl_d_ends_input(&self) -> bool {
+        self.tty
+    }
 }
 
 /// Runs the host shell until end of input.
 pub fn run(capacity: Option<usize>) -> anyhow::Result<()> {
-    // `ring new N`: N MiB, like the board; at most 4 GiB of rings at once.
-    let mut platform = HostPlatform::new(1 << 20, 4096);
+    // `ring new N`: N MiB, like the board.
+    let mut platform = HostPlatform::new(1 << 20, BUDGET_MIB);
     if let Some(bytes) = capacity {
         platform
             .add_ring(bytes)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!("--capacity {bytes}: {e}"))?;
     }
     let raw = crate::term::RawMode::enter()?;
     if raw.is_some() {
-        print!("vmcirc host shell: Linux memfd mirrors; leave with Ctrl-D\r\n");
+        let mut out = std::io::stdout();
+        let _ = out.write_all(b"vmcirc host shell: Linux memfd mirrors; leave with Ctrl-D\r\n");
     }
-    let mut console = StdConsole::new();
+    let mut console = StdConsole::new(raw.is_some());
     let mut line = [0u8; LINE_BUFFER_BYTES];
     let mut history = vec![0u8; HISTORY_BYTES];
     let mut state = LineState::new();
     let mut io = LineIo::new(&mut console, &mut state);
     let mut shell = Shell::new(&mut line, &mut history, &mut io);
-    while shell.step(&mut io, &mut platform) == Step::Continue {}
+    let end = loop {
+        match shell.step(&mut io, &mut platform) {
+            Step::Continue => {}
+            end => break end,
+        }
+    };
     drop(raw);
-    println!();
+    if end == Step::OutputFailed {
+        let e = console.write_error.take();
+        // The rings go before the process does.
+        drop(platform);
+        match e {
+            Some(e) if e.kind() != ErrorKind::BrokenPipe => {
+                eprintln!("error: vmcirc shell: writing to stdout: {e}");
+                std::process::exit(1);
+            }
+            _ => std::process::exit(EXIT_BROKEN_PIPE),
+        }
+    }
+    let _ = std::io::stdout().write_all(b"\n");
     Ok(())
 }
