@@ -13,11 +13,13 @@
  *   r4-r6  hold the firmware's r0-r2 while the stacks and .bss are set up
  *   sp     of UND, ABT, IRQ, FIQ and SVC mode: the tops of the stacks in linker.ld
  *          (FIQ is never enabled; it shares the UND stack in case one is taken)
- *   r0-r3  scratch for the .bss clear and the vector copy
- *   SCTLR  V (bit 13) cleared so the vectors are at 0x0000_0000
+ *   r0-r3  scratch for the .bss clear and the CP15 writes
+ *   VBAR   the address of __vectors_start (below, in .text)
+ *   SCTLR  V (bit 13) cleared so the vectors are taken from VBAR
  * The VFP is not enabled: the target is soft-float and no code uses it.
- * Then kernel_main(r0, r1, r2) is called with the firmware's values; it never
- * returns (if it did, the core sleeps in WFI forever).
+ * Then kernel_init(r0, r1, r2), the unsafe-to-safe hand-off in
+ * src/kernel/entry.rs, is called with the firmware's values; it never returns (if
+ * it did, the core sleeps in WFI forever).
  */
 
     .section .text.boot, "ax"
@@ -48,30 +50,34 @@ _start:
     strlo   r2, [r0], #4
     blo     1b
 
-    /* Copy the 8 vector instructions and their 8 target words to 0x0. */
+    /*
+     * Exception vectors: point VBAR (c12, c0, 0; ARM1176 TRM 3.2.43) at the table
+     * below, in .text, and clear SCTLR.V so VBAR is used rather than 0xFFFF0000.
+     * Set explicitly, so nothing depends on where the firmware (or a kernel that
+     * chainloaded this one) left the vectors. The prefetch flush makes the change
+     * visible to the next exception.
+     */
     ldr     r0, =__vectors_start
-    mov     r1, #0
-    mov     r3, #16
-2:  ldr     r2, [r0], #4
-    str     r2, [r1], #4
-    subs    r3, r3, #1
-    bne     2b
+    mcr     p15, 0, r0, c12, c0, 0  @ VBAR
     mrc     p15, 0, r0, c1, c0, 0   @ SCTLR
-    bic     r0, r0, #(1 << 13)      @ V = 0: low vectors
+    bic     r0, r0, #(1 << 13)      @ V = 0: vectors at VBAR
     mcr     p15, 0, r0, c1, c0, 0
+    mov     r0, #0
+    mcr     p15, 0, r0, c7, c5, 4   @ prefetch flush (ARMv6 ISB)
 
     mov     r0, r4
     mov     r1, r5
     mov     r2, r6
-    bl      kernel_main
+    bl      kernel_init
 halt:
     mov     r0, #0
+    mcr     p15, 0, r0, c7, c10, 4  @ DSB: earlier accesses done before WFI
     mcr     p15, 0, r0, c7, c0, 4   @ wait for interrupt (ARMv6 CP15 form)
     b       halt
 
 /*
- * Exception vectors, copied to 0x0 by _start. Each entry loads pc from the word
- * 32 bytes further on, so the table works at any address.
+ * Exception vectors, found through VBAR (set by _start; 32-byte aligned as VBAR
+ * requires). Each entry loads pc from the word 32 bytes further on.
  */
     .balign 32
     .global __vectors_start

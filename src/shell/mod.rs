@@ -44,12 +44,22 @@ pub const RX_IDLE_TIMEOUT_US: u64 = 3_000_000;
 /// Largest `rx` transfer.
 pub const RX_MAX: u64 = 0x7fff_ffff;
 
+/// The shell's one clock: microseconds on a monotonic counter (the BCM2835 system
+/// timer since power-on on the board, the process's `Instant` on the host). A plain
+/// function, so a command can keep timing work while the console is borrowed (e.g.
+/// inside the sink of a receive).
+pub type Clock = fn() -> u64;
+
 /// A byte stream with a clock: what the shell runs on.
 pub trait Console: embedded_io::Read + embedded_io::Write {
     /// One input byte if one is available now, without waiting.
     fn try_read_byte(&mut self) -> Option<u8>;
-    /// A monotonic clock in microseconds (timeouts).
-    fn now_us(&mut self) -> u64;
+    /// The clock for timeouts, `info`'s uptime and throughput figures.
+    fn clock(&self) -> Clock;
+    /// Now, in microseconds on [`Console::clock`].
+    fn now_us(&mut self) -> u64 {
+        (self.clock())()
+    }
     /// True when no more input can ever arrive (finite host streams).
     fn input_closed(&self) -> bool {
         false
@@ -85,8 +95,6 @@ impl fmt::Display for PlatformError {
 pub trait Platform {
     /// Writes the machine-specific lines of `info` (CPU, board, memory, MMU).
     fn info(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
-    /// Microseconds since boot (uptime, throughput).
-    fn uptime_us(&mut self) -> u64;
     /// Copies raw memory at `addr` into `buf`. On the board an unmapped address
     /// takes a data abort, which the kernel reports and recovers from.
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError>;
@@ -110,8 +118,6 @@ pub trait Platform {
     fn describe_mirror(mirror: &Self::Mirror, out: &mut dyn fmt::Write) -> fmt::Result;
     /// The `map` command: the non-identity mappings, virtual -> physical.
     fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
-    /// A microsecond clock usable while the rings are borrowed.
-    fn clock_fn(&self) -> fn() -> u64;
 }
 
 /// Which exception `fault` should take.
@@ -446,7 +452,7 @@ fn dispatch<'a, C: Console, P: Platform>(
         "info" => {
             no_more(&words, 1)?;
             let _ = platform.info(&mut out);
-            let up = platform.uptime_us();
+            let up = out.0.console().now_us();
             let _ = writeln!(out, "uptime: {}.{:06} s", up / 1_000_000, up % 1_000_000);
         }
         "x" => {

@@ -3,26 +3,40 @@
 
 use std::vec::Vec;
 
-use super::Console;
+use super::{Clock, Console};
+
+std::thread_local! {
+    /// The fake time of this thread's [`MemConsole`], in microseconds.
+    static FAKE_US: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// [`MemConsole`]'s clock: advances 1 ms every time it is read.
+fn fake_clock() -> u64 {
+    FAKE_US.with(|t| {
+        t.set(t.get() + 1000);
+        t.get()
+    })
+}
 
 /// A console reading from a fixed input and recording the output. Its clock
-/// advances 1 ms every time it is read, so timeouts run out quickly.
+/// advances 1 ms every time it is read (and every time input is polled), so
+/// timeouts run out quickly; the time is per thread and starts at 0 with each new
+/// console.
 pub struct MemConsole {
     input: Vec<u8>,
     pos: usize,
     output: Vec<u8>,
-    clock: u64,
     closed_when_empty: bool,
 }
 
 impl MemConsole {
     /// A console that will read `input`, then report end of input.
     pub fn new(input: &[u8]) -> Self {
+        FAKE_US.with(|t| t.set(0));
         MemConsole {
             input: input.to_vec(),
             pos: 0,
             output: Vec::new(),
-            clock: 0,
             closed_when_empty: true,
         }
     }
@@ -96,14 +110,13 @@ impl embedded_io::Write for MemConsole {
 
 impl Console for MemConsole {
     fn try_read_byte(&mut self) -> Option<u8> {
-        self.clock += 1000;
+        fake_clock();
         let b = self.input.get(self.pos).copied()?;
         self.pos += 1;
         Some(b)
     }
-    fn now_us(&mut self) -> u64 {
-        self.clock += 1000;
-        self.clock
+    fn clock(&self) -> Clock {
+        fake_clock
     }
     fn input_closed(&self) -> bool {
         self.closed_when_empty && self.pos >= self.input.len()

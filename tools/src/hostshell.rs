@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
-use std::time::Instant;
 
 use vmcirc::shell::host::HostPlatform;
 use vmcirc::shell::{Console, LineIo, LineState, Shell, Step, HISTORY_BYTES, LINE_BUFFER_BYTES};
@@ -19,7 +18,6 @@ struct StdConsole {
     rx: Receiver<u8>,
     closed: bool,
     out: std::io::Stdout,
-    start: Instant,
 }
 
 impl StdConsole {
@@ -45,7 +43,6 @@ impl StdConsole {
             rx,
             closed: false,
             out: std::io::stdout(),
-            start: Instant::now(),
         }
     }
 }
@@ -93,8 +90,8 @@ impl Console for StdConsole {
             }
         }
     }
-    fn now_us(&mut self) -> u64 {
-        self.start.elapsed().as_micros() as u64
+    fn clock(&self) -> vmcirc::shell::Clock {
+        vmcirc::shell::host::clock
     }
     fn input_closed(&self) -> bool {
         self.closed
