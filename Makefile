@@ -55,6 +55,7 @@ test: setup
 
 test-host:
 	$(CARGO) test --workspace --features std --release
+	bash tools/sdcard-test.sh
 
 test-qemu: tool kernel
 	@pass=0; fail=0; failed=""; \
