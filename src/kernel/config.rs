@@ -6,6 +6,14 @@ use vmcirc::board::mailbox::FirmwareInfo;
 /// The console baud rate (8N1, no flow control).
 pub const BAUD: u32 = 115_200;
 
+/// The build's name in the banner: `VMCIRC_BUILD_ID` at build time (the Makefile
+/// passes the short commit hash, `-dirty` for uncommitted changes), so a user sees
+/// which kernel answered, also after `vmcirc install`.
+pub const BUILD_ID: &str = match option_env!("VMCIRC_BUILD_ID") {
+    Some(id) => id,
+    None => "unknown",
+};
+
 /// Where the RAM size came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemorySource {

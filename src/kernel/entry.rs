@@ -29,7 +29,6 @@ use vmcirc::mmu::{cp15, enable_mmu, PageTable, SectionAllocator, TranslationTabl
 use vmcirc::shell::{LineIo, LineState, Shell, HISTORY_BYTES, LINE_BUFFER_BYTES};
 use vmcirc::uart::{Pl011, RxQueue, SerialPort, RX_QUEUE_BYTES};
 
-use super::clock;
 use super::config::{BoardInfo, MemorySource, UartClock, BAUD};
 use super::console::{self, KernelConsole};
 use super::devices::{self, Devices};
@@ -38,6 +37,7 @@ use super::layout::kernel_layout;
 use super::memory::Memory;
 use super::platform::BoardPlatform;
 use super::rx::{self, BoardRx, RX_STATS};
+use super::{clock, config};
 use crate::kprint;
 
 // Statically allocated memory that only `kernel_init` touches, once each.
@@ -133,8 +133,9 @@ pub unsafe extern "C" fn kernel_init(_r0: u32, machine: u32, atag_addr: u32) -> 
     };
     console::install_kprint(dev.uart_kprint);
     kprint!(
-        "\nvmcirc {} booting (BCM2835, ARM1176JZF-S)\n",
-        env!("CARGO_PKG_VERSION")
+        "\nvmcirc {} (build {}) booting (BCM2835, ARM1176JZF-S)\n",
+        env!("CARGO_PKG_VERSION"),
+        config::BUILD_ID
     );
 
     // The firmware puts ATAGs at 0x100, in the first MiB; refuse any other address

@@ -10,12 +10,14 @@
 //! | `clock.rs`    | the kernel clock (system timer) |
 //! | `rx.rs`       | the receive path: the IRQ handler's side of the queue, [`rx::BoardRx`] |
 //! | `console.rs`  | the shell's console on the UART, `kprint!` |
-//! | `memory.rs`   | [`memory::Memory`]: the live page table, allocators and rings |
+//! | `memory.rs`   | [`memory::Memory`]: the live page table, allocators, rings, the `load` buffer |
+//! | `chainload.rs`| starting a kernel image received by `load` (with boot.S's `chainload`) |
 //! | `platform.rs` | the shell's view of the board for one command (borrows `Memory`) |
 //! | `global.rs`   | [`global::Global`], the one way to reach state from a `static` |
 //! | `layout.rs`   | the link layout of the image |
 //! | `panic.rs`    | the panic handler |
 
+pub mod chainload;
 pub mod clock;
 pub mod config;
 pub mod console;

@@ -12,6 +12,7 @@ use vmcirc::shell::ring::Rings;
 use vmcirc::shell::{FaultRequest, Platform, PlatformError};
 use vmcirc::uart::{actual_baud, RX_QUEUE_BYTES};
 
+use super::chainload;
 use super::clock;
 use super::config::{BoardInfo, MemorySource, BAUD};
 use super::devices;
@@ -274,5 +275,17 @@ impl Platform for BoardPlatform<'_> {
 
     fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
         self.memory.write_map(out)
+    }
+
+    fn load_buffer(&mut self, len: usize) -> Result<&mut [u8], PlatformError> {
+        self.memory.load_buffer(len).map_err(PlatformError::from)
+    }
+
+    fn release_load_buffer(&mut self) {
+        self.memory.release_load_buffer()
+    }
+
+    fn start_image(&mut self, len: usize) -> PlatformError {
+        PlatformError::from(chainload::start(self.memory, len, self.board))
     }
 }

@@ -54,6 +54,15 @@ pub fn handle_irq() {
     });
 }
 
+/// Before another kernel starts: masks every source at the interrupt controller
+/// and the UART's interrupts (called with IRQs masked).
+pub fn quiesce() {
+    RX.with(|p| {
+        p.irq.disable_all();
+        p.uart.init_rx_masked();
+    });
+}
+
 /// See [`Global::reclaim`].
 ///
 /// # Safety

@@ -13,6 +13,7 @@ pub mod hexdump;
 #[cfg(all(unix, any(test, feature = "std")))]
 pub mod host;
 pub mod hs;
+pub mod load;
 pub mod ring;
 pub mod term;
 #[cfg(any(test, feature = "std"))]
@@ -118,6 +119,22 @@ pub trait Platform {
     fn describe_mirror(mirror: &Self::Mirror, out: &mut dyn fmt::Write) -> fmt::Result;
     /// The `map` command: the non-identity mappings, virtual -> physical.
     fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
+    /// `load`: room for a kernel image of `len` bytes in memory no ring uses, or
+    /// why not. By default the machine cannot start kernels.
+    fn load_buffer(&mut self, len: usize) -> Result<&mut [u8], PlatformError> {
+        let _ = len;
+        Err(PlatformError::from(
+            "load: this machine cannot start a kernel image",
+        ))
+    }
+    /// Frees what [`Platform::load_buffer`] took, after a failed transfer.
+    fn release_load_buffer(&mut self) {}
+    /// Starts the kernel image in the first `len` bytes of the load buffer. On the
+    /// board it never returns; otherwise it says why it could not.
+    fn start_image(&mut self, len: usize) -> PlatformError {
+        let _ = len;
+        PlatformError::from("load: this machine cannot start a kernel image")
+    }
 }
 
 /// Which exception `fault` should take.
@@ -187,6 +204,10 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         usage: "rx LEN",
         synopsis: "receive LEN raw bytes, print 'rx LEN crc32=XXXXXXXX'",
+    },
+    CommandHelp {
+        usage: "load LEN CRC32",
+        synopsis: "receive a kernel image (blocks acknowledged with 0x06), check its CRC-32, start it: 'vmcirc install'",
     },
     CommandHelp {
         usage: "reboot",
@@ -509,6 +530,7 @@ fn dispatch<'a, C: Console, P: Platform>(
             let _ = platform.reboot(&mut out);
         }
         "hs" => return hs::dispatch(&words, out.0, platform),
+        "load" => return load::dispatch(&words, out.0, platform),
         other => {
             return ring::dispatch(line, &words, out.0, platform)
                 .unwrap_or(Err(CmdError::Unknown(other)));

@@ -4,6 +4,7 @@
 //! - `vmcirc term`: an interactive serial terminal for the real board.
 //! - `vmcirc hs`: heatshrink compress / decompress (and send to the board).
 //! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
+//! - `vmcirc install`: send a kernel image to the running kernel's `load` (chainloader).
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
 //!
@@ -14,6 +15,7 @@ mod fake;
 mod hostshell;
 mod hs;
 mod hs_send;
+mod install;
 mod link;
 mod qemu;
 mod runner;
@@ -84,6 +86,8 @@ enum Cmd {
         #[arg(long)]
         capacity: Option<usize>,
     },
+    /// Install kernel images on a running vmcirc kernel over the UART (its `load` command).
+    Install(install::InstallArgs),
     /// A fake board on stdin/stdout for testing `vmcirc script` without QEMU.
     #[command(hide = true)]
     FakeBoard(fake::FakeArgs),
@@ -185,7 +189,7 @@ fn run_script(args: ScriptArgs) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.cmd, Cmd::Term { .. } | Cmd::Script(_)) {
+    if matches!(cli.cmd, Cmd::Term { .. } | Cmd::Script(_) | Cmd::Install(_)) {
         // Signals become a flag the loops poll, so emulators get reaped and the
         // terminal restored. (`qemu` execs QEMU; the fake board just dies.)
         if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst)) {
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
         Cmd::Script(args) => run_script(args),
         Cmd::Hs { cmd } => hs::run(cmd).map(|()| ExitCode::SUCCESS),
         Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
+        Cmd::Install(args) => install::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
