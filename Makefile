@@ -6,6 +6,8 @@
 #   make accept     the QEMU sessions, writing received output to their golden files
 #   make clippy     clippy for the host and the kernel target
 #   make sdcard     build/sdcard/ (and build/sdcard.img with mtools) for a real board
+#   make install PORT=/dev/ttyUSB0 [BAUD=115200]
+#                   build, and install the kernel on the board over the UART (chainloader)
 #   make clean
 
 SHELL        := /bin/bash
@@ -19,10 +21,12 @@ OBJCOPY       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objcopy)
 OBJDUMP       = $(wildcard $(SYSROOT)/lib/rustlib/*/bin/llvm-objdump)
 TOOL         := $(or $(CARGO_TARGET_DIR),target)/release/vmcirc
 MACHINE      ?= raspi0
+# The kernel banner's build name: the short commit hash, -dirty with uncommitted changes.
+BUILD_ID     ?= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
 SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms) $(wildcard tools/scripts/common/*.vms))
 HOST_SCRIPTS := $(sort $(wildcard tools/scripts/common/*.vms))
 
-.PHONY: all kernel setup run test test-host test-qemu accept clippy fmt sdcard clean objdump tool bench bench-pi
+.PHONY: all kernel setup run test test-host test-qemu accept clippy fmt sdcard install clean objdump tool bench bench-pi
 
 all: kernel
 
@@ -32,9 +36,16 @@ setup:
 kernel: $(BUILD)/kernel.img
 
 $(BUILD)/kernel.elf: FORCE
-	$(CARGO) build $(KERNEL_FLAGS)
+	VMCIRC_BUILD_ID=$(BUILD_ID) $(CARGO) build $(KERNEL_FLAGS)
 	@mkdir -p $(BUILD)
 	cp $(KERNEL_OUT) $@
+
+# The same source under another build id, for the chainloader's QEMU test (install a
+# different build). Built first, so build/kernel.elf is the normal build afterwards.
+$(BUILD)/kernel-b.img: FORCE
+	VMCIRC_BUILD_ID=$(BUILD_ID)-b $(CARGO) build $(KERNEL_FLAGS)
+	@mkdir -p $(BUILD)
+	$(OBJCOPY) -O binary $(KERNEL_OUT) $@
 
 $(BUILD)/kernel.img: $(BUILD)/kernel.elf
 	$(OBJCOPY) -O binary $< $@
@@ -55,8 +66,9 @@ test: setup
 
 test-host:
 	$(CARGO) test --workspace --features std --release
+	bash tools/sdcard-test.sh
 
-test-qemu: tool kernel
+test-qemu: tool $(BUILD)/kernel-b.img kernel
 	@pass=0; fail=0; failed=""; \
 	for s in $(SCRIPTS); do \
 	  echo "== $$s"; \
@@ -76,6 +88,13 @@ test-qemu: tool kernel
 	else fail=$$((fail+1)); failed="$$failed port/attach.vms"; fi; \
 	if timeout 600 $(TOOL) hs send tests/data/heatshrink/text_200k.txt -w 11 -l 4 --qemu-pty $(BUILD)/kernel.img; then pass=$$((pass+1)); \
 	else fail=$$((fail+1)); failed="$$failed hs-send-pty"; fi; \
+	echo "== vmcirc install: a different build three times in a row, then a corrupted and a truncated transfer"; \
+	if timeout 600 $(TOOL) install $(BUILD)/kernel-b.img $(BUILD)/kernel.img $(BUILD)/kernel-b.img --qemu $(BUILD)/kernel.img; then pass=$$((pass+1)); \
+	else fail=$$((fail+1)); failed="$$failed install"; fi; \
+	for d in corrupt truncate; do \
+	  if timeout 300 $(TOOL) install $(BUILD)/kernel-b.img --qemu $(BUILD)/kernel.img --damage $$d; then pass=$$((pass+1)); \
+	  else fail=$$((fail+1)); failed="$$failed install-$$d"; fi; \
+	done; \
 	echo "sessions: $$pass passed, $$fail failed"; \
 	[ $$fail -eq 0 ] || { echo "failed:$$failed"; exit 1; }
 
@@ -109,6 +128,14 @@ objdump: $(BUILD)/kernel.elf
 
 sdcard: kernel
 	@bash tools/sdcard.sh $(BUILD)
+
+# The development loop on a real board: the SD card holds a vmcirc kernel once; each
+# new build is sent to the running kernel's `load` command, which starts it.
+PORT ?=
+BAUD ?= 115200
+install: kernel tool
+	@[ -n "$(PORT)" ] || { echo "make install: say which serial device: make install PORT=/dev/ttyUSB0"; exit 2; }
+	$(TOOL) install $(BUILD)/kernel.img --port $(PORT) --baud $(BAUD)
 
 clean:
 	$(CARGO) clean

@@ -13,11 +13,13 @@
  *   r4-r6  hold the firmware's r0-r2 while the stacks and .bss are set up
  *   sp     of UND, ABT, IRQ, FIQ and SVC mode: the tops of the stacks in linker.ld
  *          (FIQ is never enabled; it shares the UND stack in case one is taken)
- *   r0-r3  scratch for the .bss clear and the vector copy
- *   SCTLR  V (bit 13) cleared so the vectors are at 0x0000_0000
+ *   r0-r3  scratch for the .bss clear and the CP15 writes
+ *   VBAR   the address of __vectors_start (below, in .text)
+ *   SCTLR  V (bit 13) cleared so the vectors are taken from VBAR
  * The VFP is not enabled: the target is soft-float and no code uses it.
- * Then kernel_main(r0, r1, r2) is called with the firmware's values; it never
- * returns (if it did, the core sleeps in WFI forever).
+ * Then kernel_init(r0, r1, r2), the unsafe-to-safe hand-off in
+ * src/kernel/entry.rs, is called with the firmware's values; it never returns (if
+ * it did, the core sleeps in WFI forever).
  */
 
     .section .text.boot, "ax"
@@ -48,30 +50,34 @@ _start:
     strlo   r2, [r0], #4
     blo     1b
 
-    /* Copy the 8 vector instructions and their 8 target words to 0x0. */
+    /*
+     * Exception vectors: point VBAR (c12, c0, 0; ARM1176 TRM 3.2.43) at the table
+     * below, in .text, and clear SCTLR.V so VBAR is used rather than 0xFFFF0000.
+     * Set explicitly, so nothing depends on where the firmware (or a kernel that
+     * chainloaded this one) left the vectors. The prefetch flush makes the change
+     * visible to the next exception.
+     */
     ldr     r0, =__vectors_start
-    mov     r1, #0
-    mov     r3, #16
-2:  ldr     r2, [r0], #4
-    str     r2, [r1], #4
-    subs    r3, r3, #1
-    bne     2b
+    mcr     p15, 0, r0, c12, c0, 0  @ VBAR
     mrc     p15, 0, r0, c1, c0, 0   @ SCTLR
-    bic     r0, r0, #(1 << 13)      @ V = 0: low vectors
+    bic     r0, r0, #(1 << 13)      @ V = 0: vectors at VBAR
     mcr     p15, 0, r0, c1, c0, 0
+    mov     r0, #0
+    mcr     p15, 0, r0, c7, c5, 4   @ prefetch flush (ARMv6 ISB)
 
     mov     r0, r4
     mov     r1, r5
     mov     r2, r6
-    bl      kernel_main
+    bl      kernel_init
 halt:
     mov     r0, #0
+    mcr     p15, 0, r0, c7, c10, 4  @ DSB: earlier accesses done before WFI
     mcr     p15, 0, r0, c7, c0, 4   @ wait for interrupt (ARMv6 CP15 form)
     b       halt
 
 /*
- * Exception vectors, copied to 0x0 by _start. Each entry loads pc from the word
- * 32 bytes further on, so the table works at any address.
+ * Exception vectors, found through VBAR (set by _start; 32-byte aligned as VBAR
+ * requires). Each entry loads pc from the word 32 bytes further on.
  */
     .balign 32
     .global __vectors_start
@@ -155,5 +161,85 @@ fault_common:
     ldr     sp, =__stack_svc_top
     bl      kernel_recover
     b       halt
+
+/*
+ * chainload(r0 = src, r1 = len, r2 = machine, r3 = atags): starts the kernel image
+ * of len bytes at src the way the firmware starts kernel.img (src/kernel/chainload.rs
+ * says what the Rust side has done before). Never returns, and uses no stack: the
+ * copy overwrites this kernel, its data and its stacks. Called in SVC mode with IRQs
+ * masked and the MMU on (identity map, so turning it off goes on at the next
+ * instruction). The copier is moved out of the way first: to src + len rounded up to
+ * 32, inside the image's buffer (the caller leaves room), which 0x8000 + len stays
+ * below.
+ */
+    .global chainload
+chainload:
+    cpsid   aif
+    mov     r4, r0                  @ src
+    mov     r5, r1                  @ len
+    mov     r6, r2                  @ machine type, for the new kernel's r1
+    mov     r7, r3                  @ ATAG address, for its r2
+    mov     r0, #0
+    mcr     p15, 0, r0, c7, c14, 0  @ clean + invalidate the D-cache: all in memory
+    mcr     p15, 0, r0, c7, c10, 4  @ DSB
+    mrc     p15, 0, r1, c1, c0, 0   @ SCTLR
+    bic     r1, r1, #0x1            @ M: MMU off
+    bic     r1, r1, #0x4            @ C: D-cache off
+    bic     r1, r1, #0x800          @ Z: branch prediction off
+    bic     r1, r1, #0x1000         @ I: I-cache off
+    mcr     p15, 0, r1, c1, c0, 0
+    mcr     p15, 0, r0, c7, c5, 4   @ prefetch flush
+    mcr     p15, 0, r0, c8, c7, 0   @ invalidate the TLB
+    mcr     p15, 0, r0, c12, c0, 0  @ VBAR = 0, its reset value
+    /* Invalidate the I-cache with the erratum 411920 workaround (four times,
+       IRQs/FIQs/aborts masked above, then 11 NOPs; Linux cache-v6.S). */
+    mcr     p15, 0, r0, c7, c5, 0
+    mcr     p15, 0, r0, c7, c5, 0
+    mcr     p15, 0, r0, c7, c5, 0
+    mcr     p15, 0, r0, c7, c5, 0
+    nop
+    nop
+    nop
+    nop
+    nop
+    nop
+    nop
+    nop
+    nop
+    nop
+    nop
+    mcr     p15, 0, r0, c7, c5, 6   @ flush the BTB
+    mcr     p15, 0, r0, c7, c10, 4  @ DSB
+    add     r8, r4, r5              @ the copier's new place: src + len, 32-aligned
+    add     r8, r8, #31
+    bic     r8, r8, #31
+    adr     r9, copier
+    adr     r10, copier_end
+    mov     r11, r8
+1:  ldr     r12, [r9], #4
+    str     r12, [r11], #4
+    cmp     r9, r10
+    blo     1b
+    mcr     p15, 0, r0, c7, c10, 4  @ DSB: the copier is in memory (caches off)
+    bx      r8
+
+/* Position independent: runs from the image's buffer. r4 src, r5 len, r6, r7. */
+copier:
+    mov     r9, #0x8000
+    add     r10, r5, #3
+    bic     r10, r10, #3            @ whole words (the buffer has room after len)
+2:  ldr     r12, [r4], #4
+    str     r12, [r9], #4
+    subs    r10, r10, #4
+    bne     2b
+    mov     r0, #0
+    mcr     p15, 0, r0, c7, c10, 4  @ DSB: the image is in memory
+    mcr     p15, 0, r0, c7, c5, 0   @ invalidate the I-cache (it is off)
+    mcr     p15, 0, r0, c7, c5, 4   @ prefetch flush
+    mov     r1, r6
+    mov     r2, r7
+    mov     r3, #0x8000
+    bx      r3                      @ r0 = 0, r1 = machine, r2 = ATAGs
+copier_end:
 
     .ltorg

@@ -1,10 +1,12 @@
 //! The vmcirc bare-metal kernel for the BCM2835 (Raspberry Pi Zero, Zero W, 1 A+/B+).
 //!
 //! `boot.S` (assembled here with `global_asm!`) sets up the mode stacks, clears
-//! .bss, installs the vectors and calls [`kernel_main`], the one hand-off from the
-//! unsafe boot path to safe Rust: it brings up the UART, asks the firmware for the
-//! memory split, builds the translation table and turns on the MMU and caches,
-//! enables the UART receive interrupt, then runs the shell forever.
+//! .bss, points VBAR at the vectors and calls [`kernel_init`], the one hand-off from
+//! the unsafe boot path to safe Rust: it takes the drivers and static buffers once,
+//! asks the firmware for the memory split and the UART clock, brings up the UART,
+//! builds the translation table and turns on the MMU and caches, then passes
+//! everything to the safe `kernel_main`, which enables the UART receive interrupt
+//! and runs the shell forever. See `src/kernel/mod.rs` for who owns what.
 //!
 //! Faults (undefined instruction, prefetch and data abort) are reported in one line
 //! by [`kernel_fault`]; `boot.S` then resets the stacks and [`kernel_recover`]
@@ -17,4 +19,4 @@ mod kernel;
 
 core::arch::global_asm!(include_str!("../boot.S"), options(raw));
 
-pub use kernel::entry::{kernel_fault, kernel_irq, kernel_main, kernel_recover};
+pub use kernel::entry::{kernel_fault, kernel_init, kernel_irq, kernel_recover};

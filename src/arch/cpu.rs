@@ -1,5 +1,8 @@
-//! CPU control that is not memory management: interrupt masking and WFI (ARMv6
-//! CP15 c7 form). On the host these are no-ops so callers compile and test.
+//! CPU control that is not memory management: interrupt masking, and sleeping until
+//! an interrupt (with WFI, which lives with the other CP15 operations in
+//! [`crate::mmu::cp15`]). On the host these are no-ops so callers compile and test.
+
+use crate::mmu::cp15;
 
 /// Enables IRQs (CPSR.I = 0).
 #[inline]
@@ -44,20 +47,6 @@ pub fn with_irq_masked<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Waits for an interrupt. It wakes on a pending interrupt even while CPSR.I is
-/// set, which makes "mask, check, wait, unmask" free of lost wake-ups.
-#[inline]
-pub fn wait_for_interrupt() {
-    // SAFETY: the ARMv6 wait-for-interrupt operation (c7, c0, 4) only stalls the
-    // core until an interrupt is pending.
-    #[cfg(target_arch = "arm")]
-    unsafe {
-        core::arch::asm!("mcr p15, 0, {0}, c7, c0, 4", in(reg) 0u32, options(nostack))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    core::hint::spin_loop();
-}
-
 /// Blocks until `ready()` holds, sleeping between interrupts without a race.
 pub fn wait_until(ready: &dyn Fn() -> bool) {
     loop {
@@ -66,7 +55,7 @@ pub fn wait_until(ready: &dyn Fn() -> bool) {
             enable_irq();
             return;
         }
-        wait_for_interrupt();
+        cp15::wait_for_interrupt();
         enable_irq();
     }
 }

@@ -1,15 +1,17 @@
-//! The kernel console: the interrupt-fed [`SerialPort`] plus the system timer, as
-//! the shell's [`Console`]; and [`kprint`] for output outside the shell (boot
-//! banner, fault reports, panics), which writes straight to the UART.
+//! The kernel console: the interrupt-fed [`SerialPort`] with the kernel clock, as the
+//! shell's [`Console`]; and [`kprint!`](crate::kprint) for output outside the shell
+//! (boot lines, fault reports, panics), which writes straight to the UART's transmit
+//! FIFO through its own driver instance.
 
 use core::fmt;
 
 use vmcirc::board::mmio::Mmio;
-use vmcirc::board::{timer, UART0_BASE};
-use vmcirc::shell::Console;
+use vmcirc::shell::{Clock, Console};
 use vmcirc::uart::{Pl011, SerialError, SerialPort};
 
-use super::entry::BoardRx;
+use super::clock;
+use super::global::Global;
+use super::rx::BoardRx;
 
 /// The shell's console.
 pub struct KernelConsole {
@@ -21,14 +23,6 @@ impl KernelConsole {
     pub fn new(port: SerialPort<'static, Mmio, BoardRx>) -> Self {
         KernelConsole { port }
     }
-}
-
-/// Microseconds from the BCM2835 system timer.
-pub fn now_us() -> u64 {
-    // SAFETY: the system timer registers are read-only counters in the device
-    // mapped peripheral window.
-    let mut bus = unsafe { Mmio::new() };
-    timer::now_us(&mut bus)
 }
 
 impl embedded_io::ErrorType for KernelConsole {
@@ -54,36 +48,50 @@ impl Console for KernelConsole {
     fn try_read_byte(&mut self) -> Option<u8> {
         self.port.try_read_byte()
     }
-    fn now_us(&mut self) -> u64 {
-        now_us()
+    fn clock(&self) -> Clock {
+        clock::now_us
     }
 }
 
-/// Direct UART output, usable from any context (it only polls the TX FIFO).
-pub struct RawUart(Pl011<Mmio>);
+/// The UART transmitter `kprint` writes through.
+static KPRINT: Global<Pl011<Mmio>> = Global::new();
 
-impl RawUart {
-    /// A writer on UART0.
-    pub fn new() -> Self {
-        // SAFETY: only the transmit side is used (FR and DR), which is safe to
-        // share: every writer waits for FIFO space before each byte.
-        RawUart(Pl011::new(unsafe { Mmio::new() }, UART0_BASE))
-    }
-
-    /// The UART, for polled receive in the panic handler.
-    pub fn uart(&mut self) -> &mut Pl011<Mmio> {
-        &mut self.0
-    }
+/// Makes `uart` (transmit only) the `kprint` output, once at boot.
+pub fn install_kprint(uart: Pl011<Mmio>) {
+    // Refused only on a second call, which the boot code never makes.
+    let _ = KPRINT.install(uart);
 }
 
-impl fmt::Write for RawUart {
+/// Runs `f` on the `kprint` UART (the panic handler's polled receive too); `None`
+/// before [`install_kprint`] or while it is held further up this core's stack.
+pub fn with_kprint_uart<R>(f: impl FnOnce(&mut Pl011<Mmio>) -> R) -> Option<R> {
+    KPRINT.with(f)
+}
+
+/// See [`Global::reclaim`](super::global::Global::reclaim).
+///
+/// # Safety
+///
+/// As `Global::reclaim`.
+pub unsafe fn reclaim_kprint() {
+    // SAFETY: forwarded contract.
+    unsafe { KPRINT.reclaim() }
+}
+
+/// `kprint`'s writer: `\n` becomes `\r\n`. Output is dropped when the UART is not
+/// installed yet (nothing can be printed before the UART is set up anyway).
+pub struct Kprint;
+
+impl fmt::Write for Kprint {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                self.0.write_byte(b'\r');
+        KPRINT.with(|u| {
+            for b in s.bytes() {
+                if b == b'\n' {
+                    u.write_byte(b'\r');
+                }
+                u.write_byte(b);
             }
-            self.0.write_byte(b);
-        }
+        });
         Ok(())
     }
 }
@@ -93,6 +101,6 @@ impl fmt::Write for RawUart {
 macro_rules! kprint {
     ($($arg:tt)*) => {{
         use core::fmt::Write as _;
-        let _ = write!($crate::kernel::console::RawUart::new(), $($arg)*);
+        let _ = write!($crate::kernel::console::Kprint, $($arg)*);
     }};
 }

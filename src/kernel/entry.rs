@@ -1,120 +1,156 @@
-//! Boot sequence, global kernel state, and the Rust ends of the exception
-//! vectors (`kernel_irq`, `kernel_fault`, `kernel_recover`).
+//! The boot hand-off and the Rust ends of the exception vectors.
 //!
-//! Global state lives in `static mut` items touched in exactly these places:
-//! `kernel_main` initialises them once with interrupts masked; afterwards the
-//! shell (SVC mode) owns [`STATE`] and the consumer end of the receive queue, and
-//! the IRQ handler owns the producer end. A fault abandons the shell's stack
-//! frames (they are never resumed), so `kernel_recover` may take `STATE` again.
+//! [`kernel_init`] (unsafe, called once by boot.S) is the one hand-off from the
+//! unsafe boot path: it takes the drivers ([`Devices::take`]) and the statically
+//! allocated tables, queue and mailbox buffer, asks the firmware for the board's
+//! facts, brings up the console UART, builds the page map and turns on the MMU, and
+//! passes all of it to [`kernel_main`]. `kernel_main` is safe: it gives each piece to
+//! its one owner (the clock, the receive path, `kprint`, the watchdog, and the kernel
+//! state, which owns the console, the [`Memory`] and the shell's buffers), enables
+//! interrupts and runs the shell.
+//!
+//! The exception entries: [`kernel_irq`] (the receive path), [`kernel_fault`] (one
+//! report line) and [`kernel_recover`], which re-enters the shell after boot.S has
+//! reset the stacks, reclaiming what the abandoned frames held ([`Global::reclaim`]).
 
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use heapless::spsc::Producer;
+use heapless::spsc::{Consumer, Producer};
 use vmcirc::arch::cpu;
 use vmcirc::arch::fault::{stack_guard_hit, FaultKind, FaultReport};
-use vmcirc::board::mailbox::{self, FirmwareInfo, PropertyBuffer};
+use vmcirc::board::irq::Interrupts;
+use vmcirc::board::mailbox::{self, FirmwareInfo, Mailbox, PropertyBuffer};
 use vmcirc::board::mmio::Mmio;
-use vmcirc::board::{irq, UART0_BASE, UART_CLOCK_HZ};
-use vmcirc::mmu::{cp15, enable_mmu, PageTable, TranslationTable};
+use vmcirc::board::timer::SystemTimer;
+use vmcirc::board::watchdog::Watchdog;
+use vmcirc::board::{atags, UART_CLOCK_FALLBACK_HZ};
+use vmcirc::mmu::{cp15, enable_mmu, PageTable, SectionAllocator, TranslationTable};
 use vmcirc::shell::{LineIo, LineState, Shell, HISTORY_BYTES, LINE_BUFFER_BYTES};
-use vmcirc::uart::{Pl011, RxControl, RxQueue, RxStats, SerialPort, RX_QUEUE_BYTES};
+use vmcirc::uart::{Pl011, RxQueue, SerialPort, RX_QUEUE_BYTES};
 
-use super::console::KernelConsole;
+use super::config::{BoardInfo, MemorySource, UartClock, BAUD};
+use super::console::{self, KernelConsole};
+use super::devices::{self, Devices};
+use super::global::Global;
 use super::layout::kernel_layout;
-use super::platform::{BoardPlatform, MemorySource};
+use super::memory::Memory;
+use super::platform::BoardPlatform;
+use super::rx::{self, BoardRx, RX_STATS};
+use super::{clock, config};
 use crate::kprint;
 
-/// The console baud rate.
-pub const BAUD: u32 = 115_200;
-
-static mut RX_QUEUE: RxQueue = RxQueue::new();
-static mut RX_PRODUCER: Option<Producer<'static, u8, RX_QUEUE_BYTES>> = None;
-/// Receive counters (printed by `info`).
-pub static RX_STATS: RxStats = RxStats::new();
+// Statically allocated memory that only `kernel_init` touches, once each.
 static mut TABLE: TranslationTable = TranslationTable::new();
-/// The second-level table of the first MiB (vectors, kernel image, stacks and their
-/// guard pages), pointed to by `TABLE`'s entry 0.
+/// The second-level table of the first MiB (vectors page, kernel image, stacks and
+/// their guard pages), pointed to by `TABLE`'s entry 0.
 static mut LOW_TABLE: PageTable = PageTable::new();
-static mut STATE: Option<KernelState> = None;
-static mut LINE: [u8; LINE_BUFFER_BYTES] = [0; LINE_BUFFER_BYTES];
-static mut HISTORY: [u8; HISTORY_BYTES] = [0; HISTORY_BYTES];
-static mut LINE_STATE: LineState = LineState::new();
-static mut MAILBOX: PropertyBuffer = PropertyBuffer([0; 32]);
+static mut RX_QUEUE: RxQueue = RxQueue::new();
+static mut MAILBOX: PropertyBuffer = PropertyBuffer::new();
+
+/// The kernel state: the shell runs inside `KERNEL.with` for ever; a fault abandons
+/// that frame and `kernel_recover` reclaims it.
+static KERNEL: Global<KernelState> = Global::new();
 static IN_FAULT: AtomicBool = AtomicBool::new(false);
 static BOOTED: AtomicBool = AtomicBool::new(false);
 
+/// What the shell runs on, kept across faults.
 struct KernelState {
     console: KernelConsole,
-    platform: BoardPlatform,
+    memory: Memory,
+    board: BoardInfo,
+    line: [u8; LINE_BUFFER_BYTES],
+    history: [u8; HISTORY_BYTES],
+    /// Input read ahead of a fault is kept.
+    line_state: LineState,
 }
 
-const ATAG_CORE: u32 = 0x5441_0001;
-const ATAG_MEM: u32 = 0x5441_0002;
-const ATAG_NONE: u32 = 0;
-
-/// ARM memory size from an ATAG list at `addr`, if one is there.
-fn atag_memory(addr: u32) -> Option<u32> {
-    // The firmware puts ATAGs at 0x100 (in the first, identity-mapped MiB);
-    // refuse anything else rather than read a wild pointer.
-    if !(0x100..0x8000).contains(&addr) || !addr.is_multiple_of(4) {
-        return None;
-    }
-    let word = |a: u32| {
-        // SAFETY: a is inside the first 32 KiB of RAM (checked above and below),
-        // which is always readable with the MMU off.
-        unsafe { core::ptr::read_volatile(a as usize as *const u32) }
-    };
-    if word(addr + 4) != ATAG_CORE {
-        return None;
-    }
-    let mut p = addr;
-    let mut total = 0u32;
-    while p < 0x8000 - 16 {
-        let size = word(p);
-        let tag = word(p + 4);
-        if tag == ATAG_NONE || size < 2 {
-            break;
-        }
-        if tag == ATAG_MEM {
-            total = total.saturating_add(word(p + 8));
-        }
-        p += size * 4;
-    }
-    (total != 0).then_some(total)
+/// Everything `kernel_init` hands to `kernel_main`.
+pub struct Boot {
+    board: BoardInfo,
+    memory: Memory,
+    timer: SystemTimer<Mmio>,
+    watchdog: Watchdog<Mmio>,
+    irq: Interrupts<Mmio>,
+    uart: Pl011<Mmio>,
+    uart_rx: Pl011<Mmio>,
+    producer: Producer<'static, u8, RX_QUEUE_BYTES>,
+    consumer: Consumer<'static, u8, RX_QUEUE_BYTES>,
 }
 
-fn firmware_info() -> Option<FirmwareInfo> {
-    // SAFETY: the mailbox buffer is only used here, once, at boot; the MMU and
-    // D-cache are still off so the VideoCore sees what we wrote.
-    let buf = unsafe { &mut *addr_of_mut!(MAILBOX) };
+/// Asks the firmware (mailbox property channel) for the revision, the memory split
+/// and the UART clock. `buf` must not be cached (the D-cache is still off).
+fn firmware_info(mb: &mut Mailbox<Mmio>, buf: &mut PropertyBuffer) -> Option<FirmwareInfo> {
     mailbox::build_request(buf);
     let phys = buf as *mut PropertyBuffer as usize as u32;
-    // SAFETY: mailbox registers in the peripheral window, MMU off.
-    let mut bus = unsafe { Mmio::new() };
-    if !mailbox::call(&mut bus, 0x4000_0000 | phys) {
-        return None;
-    }
+    // The L2-coherent VideoCore alias of the buffer (see board::mailbox).
+    mb.call(0x4000_0000 | phys).ok()?;
     mailbox::parse_response(buf)
 }
 
-/// The Rust entry point, called by boot.S with the firmware's r0-r2.
+/// The boot hand-off, called by boot.S with the firmware's r0-r2 (r1 machine type,
+/// r2 ATAG list or device tree).
+///
+/// # Safety
+///
+/// Called once, by boot.S: SVC mode, single core, IRQs masked, MMU and D-cache off,
+/// stacks set, .bss zeroed, VBAR set.
 #[no_mangle]
-pub extern "C" fn kernel_main(_r0: u32, machine: u32, atags: u32) -> ! {
-    // SAFETY: single core, interrupts masked: nothing else touches the UART or
-    // the interrupt controller yet.
-    let mut bus = unsafe { Mmio::new() };
-    irq::disable_all(&mut bus);
-    let mut uart = Pl011::new(bus, UART0_BASE);
-    // The divisors for 115200 at 48 MHz are always in range.
-    let _ = uart.init(UART_CLOCK_HZ, BAUD, true);
+pub unsafe extern "C" fn kernel_init(_r0: u32, machine: u32, atag_addr: u32) -> ! {
+    // SAFETY: the caller's contract: the BCM2835 with the MMU off, and this is the
+    // kernel's only call.
+    let Some(mut dev) = (unsafe { Devices::take() }) else {
+        halt()
+    };
+    dev.irq.disable_all();
+
+    // SAFETY: MAILBOX is used only here, once; the D-cache is off so the VideoCore
+    // sees what we wrote.
+    let fw = firmware_info(&mut dev.mailbox, unsafe { &mut *addr_of_mut!(MAILBOX) });
+
+    // The console: pins, then the UART from the firmware's clock (48 MHz when the
+    // mailbox does not say, or names a clock 115200 baud cannot be made from).
+    dev.gpio.route_uart0(&mut dev.timer);
+    let reported = fw.and_then(|f| f.uart_clock_hz);
+    let uart = match reported.map(|hz| (hz, dev.uart.init(hz, BAUD, true))) {
+        Some((hz, Ok((ibrd, fbrd)))) => UartClock {
+            hz,
+            from_mailbox: true,
+            ibrd,
+            fbrd,
+        },
+        _ => {
+            let hz = UART_CLOCK_FALLBACK_HZ;
+            // 115200 from 48 MHz is always in range (IBRD 26, FBRD 3).
+            let (ibrd, fbrd) = dev.uart.init(hz, BAUD, true).unwrap_or((26, 3));
+            UartClock {
+                hz,
+                from_mailbox: false,
+                ibrd,
+                fbrd,
+            }
+        }
+    };
+    console::install_kprint(dev.uart_kprint);
     kprint!(
-        "\nvmcirc {} booting (BCM2835, ARM1176JZF-S)\n",
-        env!("CARGO_PKG_VERSION")
+        "\nvmcirc {} (build {}) booting (BCM2835, ARM1176JZF-S)\n",
+        env!("CARGO_PKG_VERSION"),
+        config::BUILD_ID
     );
 
-    let fw = firmware_info();
-    let (ram_bytes, source) = match (fw, atag_memory(atags)) {
+    // The firmware puts ATAGs at 0x100, in the first MiB; refuse any other address
+    // rather than read a wild pointer.
+    let atag_mem = if (0x100..0x8000).contains(&atag_addr) && atag_addr.is_multiple_of(4) {
+        let words = (0x8000 - atag_addr as usize) / 4;
+        // SAFETY: [atag_addr, 0x8000) is RAM below the kernel image, readable with
+        // the MMU off, written by nobody while this slice lives.
+        atags::memory_bytes(unsafe {
+            core::slice::from_raw_parts(atag_addr as usize as *const u32, words)
+        })
+    } else {
+        None
+    };
+    let (ram_bytes, memory_source) = match (fw, atag_mem) {
         (Some(f), _) if f.arm_base == 0 && f.arm_size >= 16 << 20 => {
             (f.arm_size, MemorySource::Mailbox)
         }
@@ -122,109 +158,111 @@ pub extern "C" fn kernel_main(_r0: u32, machine: u32, atags: u32) -> ! {
         _ => (128 << 20, MemorySource::Assumed),
     };
     // Whole sections only, and never into the peripherals.
-    let ram_bytes = (ram_bytes & !0xf_ffff).min(0x2000_0000);
+    let ram_bytes = (ram_bytes & !0xf_ffff).min(vmcirc::board::PERIPHERAL_BASE);
 
-    // SAFETY: TABLE and LOW_TABLE are touched only here before the MMU is on;
-    // afterwards TABLE only through the LiveTable handed back (owned by the
-    // platform) and LOW_TABLE only read, through the shared reference below.
+    // SAFETY: TABLE and LOW_TABLE are taken only here; afterwards TABLE only through
+    // the LiveTable enable_mmu returns (owned by Memory) and LOW_TABLE only read.
     let (table, low) = unsafe { (&mut *addr_of_mut!(TABLE), &mut *addr_of_mut!(LOW_TABLE)) };
+    let layout = kernel_layout();
     let low_pa = low.address() as u32;
-    if let Err(e) = table.build_paged_boot_map(ram_bytes, low, low_pa, &kernel_layout()) {
+    if let Err(e) = table.build_paged_boot_map(ram_bytes, low, low_pa, &layout) {
         panic!("boot map: {e}");
     }
     // SAFETY: the boot map identity-maps all RAM cacheable and the peripherals as
-    // device memory; in the first MiB the vectors at 0 and .text are executable,
-    // everything the kernel writes (.data, .bss, stacks, the mailbox buffer) is
-    // writable, and only the stack guard pages fault. Both tables are in .bss;
-    // enable_mmu cleans the whole D-cache first, so the walker, whose walks are
-    // inner non-cacheable (cp15::TTBR_WALK_ATTRS), finds them in memory, just as
-    // for the L1 table. The vectors were copied by boot.S before this, so nothing
-    // writes to the now read-only page 0 or .text. MMU off; once.
+    // device memory; in the first MiB .text (with the vectors VBAR points at) is
+    // executable and everything the kernel writes (.data, .bss, stacks, the mailbox
+    // buffer) is writable, and only the stack guard pages fault. Both tables are in
+    // .bss; enable_mmu cleans the whole D-cache first, so the walker, whose walks are
+    // inner non-cacheable (cp15::TTBR_WALK_ATTRS), finds them in memory. MMU off;
+    // once.
     let mut live = unsafe { enable_mmu(table) };
-    // SAFETY: LOW_TABLE is never written again (see above).
-    live.attach_page_table(unsafe { &*core::ptr::addr_of!(LOW_TABLE) }, low_pa);
+    live.attach_page_table(low, low_pa);
+    // SAFETY: RAM from the first MiB after the kernel to the firmware's ARM size is
+    // used by nothing else, and the boot map maps it normal write-back.
+    let sections = unsafe { SectionAllocator::new(layout.end, ram_bytes) }.ok();
 
-    // SAFETY: split once, before the interrupt that uses the producer is enabled.
-    let (producer, consumer) = unsafe { (*addr_of_mut!(RX_QUEUE)).split() };
-    // SAFETY: as above; from now on only kernel_irq touches RX_PRODUCER.
-    unsafe { *addr_of_mut!(RX_PRODUCER) = Some(producer) };
-    let port = SerialPort::new(uart, consumer, &RX_STATS, BoardRx);
-    let platform = BoardPlatform::new(live, fw, ram_bytes, source, machine, atags, &RX_STATS);
-    // SAFETY: interrupts still masked, and nothing else holds STATE.
-    unsafe {
-        *addr_of_mut!(STATE) = Some(KernelState {
-            console: KernelConsole::new(port),
-            platform,
-        })
+    // SAFETY: RX_QUEUE is taken only here; its two ends go to the receive path and
+    // the console.
+    let (producer, consumer) = unsafe { &mut *addr_of_mut!(RX_QUEUE) }.split();
+    kernel_main(Boot {
+        board: BoardInfo {
+            firmware: fw,
+            ram_bytes,
+            memory_source,
+            machine,
+            atags: atag_addr,
+            uart,
+        },
+        memory: Memory::new(live, sections),
+        timer: dev.timer,
+        watchdog: dev.watchdog,
+        irq: dev.irq,
+        uart: dev.uart,
+        uart_rx: dev.uart_rx,
+        producer,
+        consumer,
+    })
+}
+
+/// The safe side of the hand-off: installs each piece with its owner, enables the
+/// UART interrupt and runs the shell for ever.
+fn kernel_main(boot: Boot) -> ! {
+    clock::install(boot.timer);
+    let _ = devices::WATCHDOG.install(boot.watchdog);
+    rx::install(boot.irq, boot.uart_rx, boot.producer);
+    let port = SerialPort::new(boot.uart, boot.consumer, &RX_STATS, BoardRx);
+    let ram_mib = boot.board.ram_bytes >> 20;
+    let state = KernelState {
+        console: KernelConsole::new(port),
+        memory: boot.memory,
+        board: boot.board,
+        line: [0; LINE_BUFFER_BYTES],
+        history: [0; HISTORY_BYTES],
+        line_state: LineState::new(),
     };
-    // SAFETY: interrupt controller registers; single core.
-    let mut bus = unsafe { Mmio::new() };
-    irq::enable_gpu(&mut bus, irq::IRQ_UART0);
+    if KERNEL.install(state).is_err() {
+        panic!("kernel state installed twice");
+    }
     BOOTED.store(true, Ordering::Release);
     cpu::enable_irq();
-    kprint!("mmu on; {} MiB RAM; type 'help'\n", ram_bytes >> 20);
+    kprint!("mmu on; {} MiB RAM; type 'help'\n", ram_mib);
     run_shell()
 }
 
-/// Runs the shell forever on the kernel state.
+/// Runs the shell for ever on the kernel state.
 fn run_shell() -> ! {
-    // SAFETY: see the module docs: the shell is the only user of STATE, LINE and
-    // HISTORY, and any earlier user's frames were abandoned by a fault.
-    let st = unsafe { (*addr_of_mut!(STATE)).as_mut() };
-    let Some(st) = st else {
-        panic!("kernel state missing");
-    };
-    // SAFETY: as above.
-    let (line, history) = unsafe { (&mut *addr_of_mut!(LINE), &mut *addr_of_mut!(HISTORY)) };
-    // SAFETY: as above; the input read ahead before a fault is kept.
-    let state = unsafe { &mut *addr_of_mut!(LINE_STATE) };
-    state.recover();
-    let mut io = LineIo::new(&mut st.console, state);
-    let mut shell = Shell::new(line, history, &mut io);
+    KERNEL.with(|st| {
+        st.line_state.recover();
+        let mut io = LineIo::new(&mut st.console, &mut st.line_state);
+        let mut shell = Shell::new(&mut st.line, &mut st.history, &mut io);
+        let mut platform = BoardPlatform::new(&mut st.memory, &st.board);
+        loop {
+            shell.step(&mut io, &mut platform);
+        }
+    });
+    // `with` gave nothing: the state is installed before the first call and
+    // reclaimed before every later one, so this is a kernel bug.
+    panic!("kernel state missing")
+}
+
+/// Sleeps for ever.
+fn halt() -> ! {
     loop {
-        shell.step(&mut io, &mut st.platform);
+        cp15::wait_for_interrupt();
     }
 }
 
 /// IRQ handler body (called from boot.S's irq_entry, IRQ mode).
 #[no_mangle]
 pub extern "C" fn kernel_irq() {
-    // SAFETY: the interrupt controller and UART registers; the IRQ handler is the
-    // only user of the receive FIFO once interrupts are on.
-    let mut bus = unsafe { Mmio::new() };
-    if irq::pending_gpu(&mut bus, irq::IRQ_UART0) {
-        // SAFETY: only this handler uses the producer, and IRQs do not nest.
-        let producer = unsafe { (*addr_of_mut!(RX_PRODUCER)).as_mut() };
-        let mut uart = Pl011::new(bus, UART0_BASE);
-        match producer {
-            Some(p) => uart.drain_rx_fifo(&RX_STATS, p),
-            // Not split yet (cannot happen: the interrupt is enabled after).
-            None => uart.init_rx_masked(),
-        }
-    }
-}
-
-/// The console's receive control: WFI while a read waits, and resuming a
-/// paused receive in the shell's context with IRQs masked.
-pub struct BoardRx;
-
-impl RxControl for BoardRx {
-    fn idle(&mut self, ready: &dyn Fn() -> bool) {
-        cpu::wait_until(ready)
-    }
-
-    fn resume(&mut self) {
-        cpu::with_irq_masked(|| {
-            // SAFETY: IRQs are masked on this single core, so kernel_irq (the
-            // producer's only other user) cannot run until we are done.
-            let producer = unsafe { (*addr_of_mut!(RX_PRODUCER)).as_mut() };
-            if let Some(p) = producer {
-                // SAFETY: UART registers; the handler is kept out as above.
-                let mut uart = Pl011::new(unsafe { Mmio::new() }, UART0_BASE);
-                uart.resume_rx(&RX_STATS, p);
-            }
-        })
-    }
+    // Peripheral barrier at entry (BCM2835 ARM Peripherals §1.3): the interrupted
+    // code may have been in the middle of talking to another peripheral (the timer,
+    // the UART, the watchdog); the handler now reads the interrupt controller.
+    cp15::dmb();
+    rx::handle_irq();
+    // And at exit: the handler's last access was a UART read, and the interrupted
+    // code may go on with another peripheral.
+    cp15::dmb();
 }
 
 /// Fault report (called from boot.S in UND/ABT mode); returns to boot.S, which
@@ -263,10 +301,22 @@ pub extern "C" fn kernel_fault(kind: u32, lr: u32, spsr: u32, _saved: *const u32
     }
 }
 
-/// Re-enters the shell after a fault (boot.S has reset every mode's stack and
-/// switched to SVC mode).
+/// Re-enters the shell after a fault.
+///
+/// # Safety
+///
+/// Called only by boot.S after a fault, once it has reset every mode's stack and
+/// switched to SVC mode: the interrupted frames never run again.
 #[no_mangle]
-pub extern "C" fn kernel_recover() -> ! {
+pub unsafe extern "C" fn kernel_recover() -> ! {
+    // SAFETY: the caller's contract: whatever the abandoned frames held is free.
+    unsafe {
+        KERNEL.reclaim();
+        rx::reclaim();
+        clock::reclaim();
+        console::reclaim_kprint();
+        devices::WATCHDOG.reclaim();
+    }
     IN_FAULT.store(false, Ordering::Release);
     cpu::enable_irq();
     run_shell()

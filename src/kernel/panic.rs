@@ -4,36 +4,39 @@
 use core::panic::PanicInfo;
 
 use vmcirc::arch::cpu;
-use vmcirc::board::mmio::Mmio;
-use vmcirc::board::watchdog;
+use vmcirc::mmu::cp15;
 
-use super::console::RawUart;
+use super::console::{self, with_kprint_uart};
+use super::devices::{self, WATCHDOG};
 use crate::kprint;
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     cpu::disable_irq();
+    // SAFETY: the panic handler never returns, so whatever held the kprint UART or
+    // the watchdog further up this stack never runs again.
+    unsafe {
+        console::reclaim_kprint();
+        WATCHDOG.reclaim();
+    }
     kprint!("\npanic: {}", info.message());
     if let Some(loc) = info.location() {
         kprint!(" at {}:{}:{}", loc.file(), loc.line(), loc.column());
     }
     kprint!("\nthe kernel stopped; type 'reboot' and Enter to restart\n");
-    let mut uart = RawUart::new();
     let mut word = [0u8; 8];
     let mut n = 0;
     loop {
-        let Some(b) = uart.uart().try_read_fifo() else {
+        let Some(Some(b)) = with_kprint_uart(|u| u.try_read_fifo()) else {
             continue;
         };
         match b {
             b'\r' | b'\n' => {
                 if &word[..n] == b"reboot" {
                     kprint!("\nrebooting\n");
-                    // SAFETY: the watchdog registers; nothing else runs any more.
-                    let mut bus = unsafe { Mmio::new() };
-                    watchdog::reset_after(&mut bus, 10);
+                    devices::reset_board(10);
                     loop {
-                        cpu::wait_for_interrupt();
+                        cp15::wait_for_interrupt();
                     }
                 }
                 n = 0;
@@ -44,7 +47,7 @@ fn panic(info: &PanicInfo<'_>) -> ! {
                     word[n] = b;
                     n += 1;
                 }
-                uart.uart().write_byte(b);
+                with_kprint_uart(|u| u.write_byte(b));
             }
         }
     }

@@ -1,82 +1,36 @@
-//! [`BoardPlatform`]: the shell's view of the Raspberry Pi: `info`, raw memory
-//! reads for `x`, and `reboot` through the watchdog.
+//! [`BoardPlatform`]: the shell's view of the Raspberry Pi for one command: `info`,
+//! raw memory reads for `x`, `reboot` through the watchdog, `fault`, and the rings,
+//! whose memory it borrows from the kernel's [`Memory`].
 
 use core::fmt;
 use core::sync::atomic::Ordering;
 
 use vmcirc::arch::decode_midr;
-use vmcirc::board::mailbox::FirmwareInfo;
-use vmcirc::board::mmio::Mmio;
-use vmcirc::board::{revision, watchdog, PERIPHERAL_BASE, PERIPHERAL_END, UART_CLOCK_HZ};
-use vmcirc::mmu::{
-    cp15, mirror_create, mirror_destroy, mmu_state, LiveTable, SectionAllocator, SectionMirror,
-    WindowAllocator,
-};
+use vmcirc::board::{revision, PERIPHERAL_BASE, PERIPHERAL_END};
+use vmcirc::mmu::{cp15, mmu_state, SectionMirror};
 use vmcirc::shell::ring::Rings;
 use vmcirc::shell::{FaultRequest, Platform, PlatformError};
-use vmcirc::uart::{RxStats, RX_QUEUE_BYTES};
+use vmcirc::uart::{actual_baud, RX_QUEUE_BYTES};
 
-use super::console::now_us;
-use super::entry::BAUD;
+use super::chainload;
+use super::clock;
+use super::config::{BoardInfo, MemorySource, BAUD};
+use super::devices;
 use super::layout::kernel_layout;
+use super::memory::Memory;
+use super::rx::RX_STATS;
 
-/// Where the RAM size came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemorySource {
-    /// The mailbox property interface.
-    Mailbox,
-    /// The firmware's ATAG list.
-    Atags,
-    /// Neither answered: a conservative guess.
-    Assumed,
+/// The board, as the shell sees it while it runs one command.
+pub struct BoardPlatform<'a> {
+    memory: &'a mut Memory,
+    board: &'a BoardInfo,
 }
 
-/// The board, as the shell sees it.
-pub struct BoardPlatform {
-    table: LiveTable,
-    fw: Option<FirmwareInfo>,
-    ram_bytes: u32,
-    source: MemorySource,
-    machine: u32,
-    atags: u32,
-    rx_stats: &'static RxStats,
-    sections: Option<SectionAllocator>,
-    windows: WindowAllocator,
-    rings: Rings<SectionMirror>,
-}
-
-/// RAM below this (`__kernel_end`: image, tables, stacks) stays with the kernel;
-/// ring stores come from the whole MiBs above it.
-fn kernel_end() -> u32 {
-    kernel_layout().end
-}
-
-impl BoardPlatform {
-    /// Everything `kernel_main` learnt at boot.
-    pub fn new(
-        table: LiveTable,
-        fw: Option<FirmwareInfo>,
-        ram_bytes: u32,
-        source: MemorySource,
-        machine: u32,
-        atags: u32,
-        rx_stats: &'static RxStats,
-    ) -> Self {
-        // SAFETY: RAM from the first MiB after the kernel to the firmware's ARM
-        // size is used by nothing else, and the boot map maps it normal WB.
-        let sections = unsafe { SectionAllocator::new(kernel_end(), ram_bytes) }.ok();
-        BoardPlatform {
-            table,
-            fw,
-            ram_bytes,
-            source,
-            machine,
-            atags,
-            rx_stats,
-            sections,
-            windows: WindowAllocator::new(),
-            rings: Rings::default(),
-        }
+impl<'a> BoardPlatform<'a> {
+    /// The shell's view of `memory` (lent for as long as the view lives) and of what
+    /// boot learnt.
+    pub fn new(memory: &'a mut Memory, board: &'a BoardInfo) -> Self {
+        BoardPlatform { memory, board }
     }
 }
 
@@ -105,7 +59,7 @@ fn recurse(depth: u32) -> u32 {
     below.wrapping_add(u32::from(frame[depth as usize % frame.len()]))
 }
 
-impl Platform for BoardPlatform {
+impl Platform for BoardPlatform<'_> {
     fn info(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
         let id = decode_midr(cp15::read_midr());
         writeln!(
@@ -113,15 +67,16 @@ impl Platform for BoardPlatform {
             "cpu: {} {} r{}p{} (midr={:#010x})",
             id.implementer, id.part, id.variant, id.revision, id.raw
         )?;
-        match self.fw {
+        let b = self.board;
+        match b.firmware {
             Some(fw) => {
-                let b = revision::decode(fw.revision);
+                let rev = revision::decode(fw.revision);
                 write!(
                     out,
                     "board: {} rev 1.{} (revision {:#x})",
-                    b.name, b.board_rev, fw.revision
+                    rev.name, rev.board_rev, fw.revision
                 )?;
-                if let Some(mib) = b.memory_mib {
+                if let Some(mib) = rev.memory_mib {
                     write!(out, ", {mib} MiB SDRAM")?;
                 }
                 writeln!(out)?;
@@ -131,17 +86,13 @@ impl Platform for BoardPlatform {
                 "board: BCM2835 (the firmware did not answer the mailbox)"
             )?,
         }
-        let src = match self.source {
+        let src = match b.memory_source {
             MemorySource::Mailbox => "mailbox",
             MemorySource::Atags => "ATAGs",
             MemorySource::Assumed => "assumed: firmware gave no size",
         };
-        write!(
-            out,
-            "memory: {} MiB for the ARM ({src})",
-            self.ram_bytes >> 20
-        )?;
-        if let Some(fw) = self.fw {
+        write!(out, "memory: {} MiB for the ARM ({src})", b.ram_bytes >> 20)?;
+        if let Some(fw) = b.firmware {
             write!(
                 out,
                 ", {} MiB VideoCore at {:#010x}",
@@ -153,7 +104,7 @@ impl Platform for BoardPlatform {
         writeln!(
             out,
             "firmware: machine type {:#x}, boot tags at {:#x}",
-            self.machine, self.atags
+            b.machine, b.atags
         )?;
         let m = mmu_state();
         writeln!(
@@ -165,20 +116,29 @@ impl Platform for BoardPlatform {
             on_off(m.branch_prediction()),
             m.table_base()
         )?;
+        let u = b.uart;
         writeln!(
             out,
-            "uart: PL011 {BAUD} 8N1 from a {} MHz clock; rx queue {} bytes, received {}, queue-full pauses {}, fifo overruns {}, line errors {}",
-            UART_CLOCK_HZ / 1_000_000,
+            "uart: PL011 {BAUD} 8N1 from a {} Hz clock ({}), IBRD {} FBRD {} = {} baud",
+            u.hz,
+            if u.from_mailbox {
+                "firmware, mailbox"
+            } else {
+                "assumed: the mailbox did not answer"
+            },
+            u.ibrd,
+            u.fbrd,
+            actual_baud(u.hz, u.ibrd, u.fbrd)
+        )?;
+        writeln!(
+            out,
+            "uart rx: queue {} bytes, received {}, queue-full pauses {}, fifo overruns {}, line errors {}",
             RX_QUEUE_BYTES,
-            self.rx_stats.received.load(Ordering::Relaxed),
-            self.rx_stats.pauses.load(Ordering::Relaxed),
-            self.rx_stats.fifo_overruns.load(Ordering::Relaxed),
-            self.rx_stats.line_errors.load(Ordering::Relaxed),
+            RX_STATS.received.load(Ordering::Relaxed),
+            RX_STATS.pauses.load(Ordering::Relaxed),
+            RX_STATS.fifo_overruns.load(Ordering::Relaxed),
+            RX_STATS.line_errors.load(Ordering::Relaxed),
         )
-    }
-
-    fn uptime_us(&mut self) -> u64 {
-        now_us()
     }
 
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError> {
@@ -196,6 +156,9 @@ impl Platform for BoardPlatform {
             ));
         }
         if device {
+            // Peripheral barriers (BCM2835 ARM Peripherals §1.3): the shell was
+            // talking to the UART, and goes back to it after these reads.
+            cp15::dmb();
             for (i, chunk) in buf.chunks_exact_mut(4).enumerate() {
                 let a = addr + 4 * i as u32;
                 // SAFETY: an aligned word read of a peripheral register. A read of
@@ -204,6 +167,7 @@ impl Platform for BoardPlatform {
                 let v = unsafe { core::ptr::read_volatile(a as usize as *const u32) };
                 chunk.copy_from_slice(&v.to_le_bytes());
             }
+            cp15::dmb();
         } else {
             for (i, b) in buf.iter_mut().enumerate() {
                 let a = addr.wrapping_add(i as u32);
@@ -217,11 +181,11 @@ impl Platform for BoardPlatform {
     }
 
     fn reboot(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
-        // SAFETY: the watchdog registers; the shell is the only user.
-        let mut bus = unsafe { Mmio::new() };
-        watchdog::reset_after(&mut bus, 10);
-        let start = now_us();
-        while now_us() - start < 500_000 {
+        if !devices::reset_board(10) {
+            return writeln!(out, "error: reboot: the watchdog is not available");
+        }
+        let start = clock::now_us();
+        while clock::now_us().saturating_sub(start) < 500_000 {
             core::hint::spin_loop();
         }
         writeln!(
@@ -263,7 +227,7 @@ impl Platform for BoardPlatform {
                 core::arch::asm!("bx {0}", in(reg) DATA_RAM, options(noreturn))
             },
             FaultRequest::WriteCode => {
-                let code = super::layout::kernel_layout().text_start as usize as *mut u32;
+                let code = kernel_layout().text_start as usize as *mut u32;
                 // SAFETY: `code` is the kernel's first instruction word, mapped
                 // read-only, so the store takes a data abort (permission fault),
                 // which is reported and recovered from. Should the mapping be
@@ -280,25 +244,19 @@ impl Platform for BoardPlatform {
     type Mirror = SectionMirror;
 
     fn rings(&mut self) -> &mut Rings<SectionMirror> {
-        &mut self.rings
+        self.memory.rings()
     }
 
     fn create_mirror(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
-        let sections = self
-            .sections
-            .as_mut()
-            .ok_or(PlatformError::from("no free RAM above the kernel"))?;
         let mib = u32::try_from(mib).unwrap_or(u32::MAX);
-        mirror_create(&mut self.table, sections, &mut self.windows, mib)
-            .map_err(|e| PlatformError::text(format_args!("{e}")))
+        match self.memory.create_mirror(mib) {
+            None => Err(PlatformError::from("no free RAM above the kernel")),
+            Some(r) => r.map_err(|e| PlatformError::text(format_args!("{e}"))),
+        }
     }
 
     fn destroy_mirror(&mut self, mirror: SectionMirror) {
-        if let Some(sections) = self.sections.as_mut() {
-            // Refused only for a mirror this platform did not make; then its
-            // mapping and memory are left exactly as they were (nothing freed).
-            let _ = mirror_destroy(&mut self.table, sections, &mut self.windows, mirror);
-        }
+        self.memory.destroy_mirror(mirror)
     }
 
     fn describe_mirror(m: &SectionMirror, out: &mut dyn fmt::Write) -> fmt::Result {
@@ -314,33 +272,18 @@ impl Platform for BoardPlatform {
     }
 
     fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result {
-        let mut any = false;
-        for run in self.table.table().non_identity_runs() {
-            writeln!(out, "{run}")?;
-            any = true;
-        }
-        if !any {
-            writeln!(
-                out,
-                "only the identity map (RAM and peripherals); no rings mapped"
-            )?;
-        }
-        if let Some(s) = &self.sections {
-            let (lo, hi) = s.range();
-            writeln!(
-                out,
-                "free RAM for rings: {} of {} MiB ({:#010x}..{:#010x}), largest run {} MiB",
-                s.free_sections(),
-                s.total_sections(),
-                lo,
-                hi,
-                s.largest_free_run()
-            )?;
-        }
-        Ok(())
+        self.memory.write_map(out)
     }
 
-    fn clock_fn(&self) -> fn() -> u64 {
-        now_us
+    fn load_buffer(&mut self, len: usize) -> Result<&mut [u8], PlatformError> {
+        self.memory.load_buffer(len).map_err(PlatformError::from)
+    }
+
+    fn release_load_buffer(&mut self) {
+        self.memory.release_load_buffer()
+    }
+
+    fn start_image(&mut self, len: usize) -> PlatformError {
+        PlatformError::from(chainload::start(self.memory, len, self.board))
     }
 }

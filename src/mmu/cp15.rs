@@ -1,35 +1,44 @@
-//! CP15 system-control operations of the ARM1176JZF-S, one small function per operation.
+//! CP15 system-control registers and operations of the ARM1176JZF-S, as typed
+//! registers in the style of the `aarch32-cpu` crate's `SysReg`: each register or
+//! operation is a type carrying its coprocessor coordinates ([`SysReg`]), and
+//! [`SysRegRead`] / [`SysRegWrite`] hold the one `MRC` and the one `MCR` template
+//! (with the host recorder behind them). The functions below give each operation a
+//! name, a TRM reference and its safety contract.
 //!
 //! References are to the ARM1176JZF-S Technical Reference Manual, ARM DDI 0301H
 //! ("TRM"), chapter 3 *System Control Coprocessor* (register descriptions in §3.2) and
 //! chapter 6 *Memory Management Unit*.
 //!
-//! | operation                         | encoding                | function                    |
-//! |-----------------------------------|-------------------------|-----------------------------|
-//! | Main ID                           | `mrc p15,0,r,c0,c0,0`   | [`read_midr`]               |
-//! | Cache Type                        | `mrc p15,0,r,c0,c0,1`   | [`read_cache_type`]         |
-//! | Control (SCTLR)                   | `c1,c0,0`               | [`read_sctlr`], [`write_sctlr`] |
-//! | Translation Table Base 0          | `c2,c0,0`               | [`read_ttbr0`], [`write_ttbr0`] |
-//! | Translation Table Base Control    | `c2,c0,2`               | [`read_ttbcr`], [`write_ttbcr`] |
-//! | Domain Access Control             | `c3,c0,0`               | [`read_dacr`], [`write_dacr`] |
-//! | Data / Instruction Fault Status   | `c5,c0,0` / `c5,c0,1`   | [`read_dfsr`], [`read_ifsr`] |
-//! | Fault Address                     | `c6,c0,0`               | [`read_far`]                |
-//! | Invalidate both caches (+ BTB)    | `mcr p15,0,r,c7,c7,0`   | [`invalidate_both_caches`]  |
-//! | Clean + invalidate entire D-cache | `c7,c14,0`              | [`clean_invalidate_dcache`] |
-//! | Clean D-cache line by MVA         | `c7,c10,1`              | [`clean_dcache_line`]       |
-//! | Flush prefetch buffer             | `c7,c5,4`               | [`prefetch_flush`]          |
-//! | Flush entire branch target cache  | `c7,c5,6`               | [`flush_btb`]               |
-//! | Data Synchronization Barrier      | `c7,c10,4`              | [`dsb`]                     |
-//! | Data Memory Barrier               | `c7,c10,5`              | [`dmb`]                     |
-//! | Invalidate entire unified TLB     | `c8,c7,0`               | [`invalidate_tlb`]          |
-//! | Invalidate TLB entry by MVA       | `c8,c7,1`               | [`invalidate_tlb_mva`]      |
+//! | operation                         | type (`op1, CRn, CRm, op2`) | function                    |
+//! |-----------------------------------|-----------------------------|-----------------------------|
+//! | Main ID                           | [`Midr`] `0,c0,c0,0`        | [`read_midr`]               |
+//! | Cache Type                        | [`CacheType`] `0,c0,c0,1`   | [`read_cache_type`]         |
+//! | Control (SCTLR)                   | [`Sctlr`] `0,c1,c0,0`       | [`read_sctlr`], [`write_sctlr`] |
+//! | Translation Table Base 0          | [`Ttbr0`] `0,c2,c0,0`       | [`read_ttbr0`], [`write_ttbr0`] |
+//! | Translation Table Base Control    | [`Ttbcr`] `0,c2,c0,2`       | [`read_ttbcr`], [`write_ttbcr`] |
+//! | Domain Access Control             | [`Dacr`] `0,c3,c0,0`        | [`read_dacr`], [`write_dacr`] |
+//! | Data / Instruction Fault Status   | [`Dfsr`] / [`Ifsr`] `0,c5,c0,0/1` | [`read_dfsr`], [`read_ifsr`] |
+//! | Fault Address                     | [`Far`] `0,c6,c0,0`         | [`read_far`]                |
+//! | Wait For Interrupt                | [`Wfi`] `0,c7,c0,4`         | [`wait_for_interrupt`] (DSB first) |
+//! | Invalidate entire I-cache         | [`InvalidateICache`] `0,c7,c5,0` | [`invalidate_icache`] (erratum 411920 sequence) |
+//! | Flush prefetch buffer             | [`PrefetchFlush`] `0,c7,c5,4` | [`prefetch_flush`]        |
+//! | Flush entire branch target cache  | [`FlushBtb`] `0,c7,c5,6`    | [`flush_btb`]               |
+//! | Clean D-cache line by MVA         | [`CleanDCacheLine`] `0,c7,c10,1` | [`clean_dcache_line`]  |
+//! | Data Synchronization Barrier      | [`Dsb`] `0,c7,c10,4`        | [`dsb`]                     |
+//! | Data Memory Barrier               | [`Dmb`] `0,c7,c10,5`        | [`dmb`]                     |
+//! | Clean + invalidate entire D-cache | [`CleanInvalidateDCache`] `0,c7,c14,0` | [`clean_invalidate_dcache`] |
+//! | Invalidate entire unified TLB     | [`InvalidateTlb`] `0,c8,c7,0` | [`invalidate_tlb`]        |
+//! | Invalidate TLB entry by MVA       | [`InvalidateTlbMva`] `0,c8,c7,1` | [`invalidate_tlb_mva`] |
+//! | Vector Base Address               | [`Vbar`] `0,c12,c0,0`       | [`read_vbar`] (boot.S writes it) |
 //!
-//! Reading a register is safe; writing one that changes translation, caching or
-//! permissions is `unsafe`. Maintenance operations that cannot lose data are safe.
+//! Reading a register is safe (only registers whose read has no side effect implement
+//! [`SysRegRead`]); writing one that changes translation, caching, permissions or the
+//! vectors is `unsafe`. Maintenance operations that cannot lose data are safe.
 //!
-//! On other architectures (host builds and tests) every operation is a no-op and a
-//! register read returns the ARM1176 reset value; under `cfg(test)` a per-thread fake
-//! register file records writes and operations so tests can check sequences.
+//! On other architectures (host builds and tests) the templates do not exist: a read
+//! returns the ARM1176 reset value and a write does nothing; under `cfg(test)` a
+//! per-thread fake register file records writes and operations so tests can check
+//! sequences (the TRM order of the MMU enable, the maintenance after a table change).
 
 #[cfg(target_arch = "arm")]
 use core::arch::asm;
@@ -215,51 +224,192 @@ impl fmt::Display for CacheType {
     }
 }
 
+/// A CP15 register or operation, named by the operands of its `MRC`/`MCR` encoding:
+/// `p15, OP1, Rt, CRn, CRm, OP2`.
+pub trait SysReg {
+    /// The `opc1` operand.
+    const OP1: u32;
+    /// The primary register, `CRn`.
+    const CRN: u32;
+    /// The secondary register, `CRm`.
+    const CRM: u32;
+    /// The `opc2` operand.
+    const OP2: u32;
+    /// What the host recorder calls it.
+    const ID: Reg;
+}
+
+/// A CP15 register whose read (`MRC`) has no side effect.
+pub trait SysRegRead: SysReg {
+    /// The register's raw value.
+    #[inline(always)]
+    fn read_raw() -> u32 {
+        #[cfg(target_arch = "arm")]
+        {
+            let v: u32;
+            // SAFETY: implemented only for registers whose read has no side effect
+            // (see the module table); the kernel runs privileged, where every CP15
+            // register here is readable.
+            unsafe {
+                asm!(
+                    "mrc p15, {op1}, {v}, c{crn}, c{crm}, {op2}",
+                    v = out(reg) v,
+                    op1 = const Self::OP1,
+                    crn = const Self::CRN,
+                    crm = const Self::CRM,
+                    op2 = const Self::OP2,
+                    options(nomem, nostack, preserves_flags)
+                )
+            };
+            v
+        }
+        #[cfg(not(target_arch = "arm"))]
+        host::read(Self::ID)
+    }
+}
+
+/// A CP15 register or operation written with `MCR`.
+pub trait SysRegWrite: SysReg {
+    /// Writes `v` (a register value, an MVA, or 0 for an operation without operand).
+    /// The value is register sized; on the host it is a `usize` so the recorder keeps
+    /// whole host addresses.
+    ///
+    /// # Safety
+    ///
+    /// The register's or operation's own contract (see the function that names it):
+    /// a write that changes translation, caching, permissions or the vectors must keep
+    /// the running code, its stack and data reachable and intact.
+    #[inline(always)]
+    unsafe fn write_raw(v: usize) {
+        #[cfg(target_arch = "arm")]
+        // SAFETY: the caller's contract. No `nomem`: every CP15 write here orders or
+        // changes how memory is seen (barriers, maintenance, translation), so it must
+        // also be a compiler barrier.
+        unsafe {
+            asm!(
+                "mcr p15, {op1}, {v}, c{crn}, c{crm}, {op2}",
+                v = in(reg) v,
+                op1 = const Self::OP1,
+                crn = const Self::CRN,
+                crm = const Self::CRM,
+                op2 = const Self::OP2,
+                options(nostack, preserves_flags)
+            )
+        };
+        #[cfg(not(target_arch = "arm"))]
+        host::write(Self::ID, v);
+    }
+}
+
+/// Declares CP15 registers and operations: a type per entry with its coordinates
+/// `(op1, CRn, CRm, op2)`, and the read / write traits it supports.
+macro_rules! sysregs {
+    ($($(#[$meta:meta])* $name:ident = ($op1:literal, $crn:literal, $crm:literal, $op2:literal): $($access:ident),+;)+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy, Debug)]
+            pub struct $name;
+            sysregs!(@impl $name, $op1, $crn, $crm, $op2, $($access),+);
+        )+
+    };
+    (@impl $name:ident, $op1:literal, $crn:literal, $crm:literal, $op2:literal, $($access:ident),+) => {
+        impl SysReg for $name {
+            const OP1: u32 = $op1;
+            const CRN: u32 = $crn;
+            const CRM: u32 = $crm;
+            const OP2: u32 = $op2;
+            const ID: Reg = Reg::$name;
+        }
+        $(sysregs!(@access $name, $access);)+
+    };
+    (@access $name:ident, read) => { impl SysRegRead for $name {} };
+    (@access $name:ident, write) => { impl SysRegWrite for $name {} };
+}
+
+/// Every register and operation [`SysReg`] names, for the host recorder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Reg {
+    Midr,
+    CacheType,
+    Sctlr,
+    Ttbr0,
+    Ttbcr,
+    Dacr,
+    Dfsr,
+    Ifsr,
+    Far,
+    Vbar,
+    Wfi,
+    InvalidateICache,
+    PrefetchFlush,
+    FlushBtb,
+    CleanDCacheLine,
+    Dsb,
+    Dmb,
+    CleanInvalidateDCache,
+    InvalidateTlb,
+    InvalidateTlbMva,
+}
+
+sysregs! {
+    /// Main ID Register (TRM §3.2.2).
+    Midr = (0, 0, 0, 0): read;
+    /// Translation Table Base Register 0 (TRM §3.2.13).
+    Ttbr0 = (0, 2, 0, 0): read, write;
+    /// Translation Table Base Control Register (TRM §3.2.15).
+    Ttbcr = (0, 2, 0, 2): read, write;
+    /// Domain Access Control Register (TRM §3.2.16).
+    Dacr = (0, 3, 0, 0): read, write;
+    /// Data Fault Status Register (TRM §3.2, *c5, Data Fault Status Register*).
+    Dfsr = (0, 5, 0, 0): read;
+    /// Instruction Fault Status Register (TRM §3.2, *c5, Instruction Fault Status
+    /// Register*).
+    Ifsr = (0, 5, 0, 1): read;
+    /// Fault Address Register (TRM §3.2, *c6, Fault Address Register*).
+    Far = (0, 6, 0, 0): read;
+    /// Vector Base Address Register (TRM §3.2.43, *c12, Secure or Non-secure Vector
+    /// Base Address Register*): where the exception vectors are while SCTLR.V = 0.
+    Vbar = (0, 12, 0, 0): read, write;
+    /// Wait For Interrupt (TRM §3.2.22, *c7, Cache operations*).
+    Wfi = (0, 7, 0, 4): write;
+    /// Invalidate entire instruction cache (also flushes the branch target cache).
+    InvalidateICache = (0, 7, 5, 0): write;
+    /// Flush prefetch buffer: the ARMv6 ISB.
+    PrefetchFlush = (0, 7, 5, 4): write;
+    /// Flush entire branch target cache.
+    FlushBtb = (0, 7, 5, 6): write;
+    /// Clean data cache line by MVA.
+    CleanDCacheLine = (0, 7, 10, 1): write;
+    /// Data Synchronization Barrier (the ARMv6 DSB, "drain write buffer").
+    Dsb = (0, 7, 10, 4): write;
+    /// Data Memory Barrier (the ARMv6 DMB).
+    Dmb = (0, 7, 10, 5): write;
+    /// Clean and invalidate entire data cache.
+    CleanInvalidateDCache = (0, 7, 14, 0): write;
+    /// Invalidate entire unified TLB (TRM §3.2, *c8, TLB Operations Register*).
+    InvalidateTlb = (0, 8, 7, 0): write;
+    /// Invalidate unified TLB entry by MVA.
+    InvalidateTlbMva = (0, 8, 7, 1): write;
+}
+sysregs!(@impl Sctlr, 0, 1, 0, 0, read, write);
+sysregs!(@impl CacheType, 0, 0, 0, 1, read);
+
 /// Main ID Register (TRM §3.2.2, *c0, Main ID Register*): implementer, variant,
 /// architecture, part number, revision. `0x410FB767` on the BCM2835 (ARM1176JZF-S r0p7).
 pub fn read_midr() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading the read-only Main ID Register has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c0, c0, 0", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Midr)
+    Midr::read_raw()
 }
 
 /// Cache Type Register (TRM §3.2.3). `0x1D152152` on the BCM2835: separate 16 KiB
 /// 4-way caches with 32-byte lines, no page colouring restriction.
 pub fn read_cache_type() -> CacheType {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading the read-only Cache Type Register has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c0, c0, 1", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        CacheType(v)
-    }
-    #[cfg(not(target_arch = "arm"))]
-    CacheType(host::read(host::Reg::CacheType))
+    CacheType(CacheType::read_raw())
 }
 
 /// Control Register (TRM §3.2.7).
 pub fn read_sctlr() -> Sctlr {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading the Control Register has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c1, c0, 0", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        Sctlr(v)
-    }
-    #[cfg(not(target_arch = "arm"))]
-    Sctlr(host::read(host::Reg::Sctlr))
+    Sctlr(Sctlr::read_raw())
 }
 
 /// Writes the Control Register (TRM §3.2.7). Follow it with [`prefetch_flush`].
@@ -270,29 +420,13 @@ pub fn read_sctlr() -> Sctlr {
 /// after it, its stack and data must stay reachable at the same addresses with the
 /// same contents (identity mapped, caches cleaned or invalidated as needed).
 pub unsafe fn write_sctlr(v: Sctlr) {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: the caller guarantees the new configuration keeps the running code, its
-    // stack and data valid; no `nomem`: this orders memory accesses around it.
-    unsafe {
-        asm!("mcr p15, 0, {}, c1, c0, 0", in(reg) v.0, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::write(host::Reg::Sctlr, v.0);
+    // SAFETY: forwarded contract.
+    unsafe { Sctlr::write_raw(v.0 as usize) }
 }
 
 /// Translation Table Base Register 0 (TRM §3.2.13).
 pub fn read_ttbr0() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading TTBR0 has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c2, c0, 0", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Ttbr0)
+    Ttbr0::read_raw()
 }
 
 /// Writes TTBR0 (TRM §3.2.13): table base (16 KiB aligned with TTBCR.N = 0) | walk
@@ -303,28 +437,13 @@ pub fn read_ttbr0() -> u32 {
 /// When the MMU is on, the new table must map the running code, stack and all data in
 /// use exactly as before; the TLB must be invalidated afterwards.
 pub unsafe fn write_ttbr0(v: u32) {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: the caller guarantees the new table keeps everything in use mapped.
-    unsafe {
-        asm!("mcr p15, 0, {}, c2, c0, 0", in(reg) v, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::write(host::Reg::Ttbr0, v);
+    // SAFETY: forwarded contract.
+    unsafe { Ttbr0::write_raw(v as usize) }
 }
 
 /// Translation Table Base Control Register (TRM §3.2.15).
 pub fn read_ttbcr() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading TTBCR has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c2, c0, 2", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Ttbcr)
+    Ttbcr::read_raw()
 }
 
 /// Writes TTBCR (TRM §3.2.15); 0 = TTBR0 translates all addresses, walks enabled.
@@ -333,28 +452,13 @@ pub fn read_ttbcr() -> u32 {
 ///
 /// As [`write_ttbr0`]: the resulting translation must keep everything in use mapped.
 pub unsafe fn write_ttbcr(v: u32) {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: the caller guarantees the resulting translation keeps everything mapped.
-    unsafe {
-        asm!("mcr p15, 0, {}, c2, c0, 2", in(reg) v, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::write(host::Reg::Ttbcr, v);
+    // SAFETY: forwarded contract.
+    unsafe { Ttbcr::write_raw(v as usize) }
 }
 
 /// Domain Access Control Register (TRM §3.2.16).
 pub fn read_dacr() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading DACR has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c3, c0, 0", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Dacr)
+    Dacr::read_raw()
 }
 
 /// Writes DACR (TRM §3.2.16): two bits per domain, 00 no access, 01 client, 11 manager.
@@ -363,182 +467,140 @@ pub fn read_dacr() -> u32 {
 ///
 /// When the MMU is on, the domains of the running code and data must stay accessible.
 pub unsafe fn write_dacr(v: u32) {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: the caller guarantees the domains in use stay accessible.
-    unsafe {
-        asm!("mcr p15, 0, {}, c3, c0, 0", in(reg) v, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::write(host::Reg::Dacr, v);
+    // SAFETY: forwarded contract.
+    unsafe { Dacr::write_raw(v as usize) }
 }
 
-/// Data Fault Status Register (TRM §3.2, *c5, Data Fault Status Register*): status
-/// bits \[10,3:0\], domain \[7:4\], write-not-read \[11\].
+/// Data Fault Status Register: status bits \[10,3:0\], domain \[7:4\],
+/// write-not-read \[11\].
 pub fn read_dfsr() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading DFSR has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c5, c0, 0", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Dfsr)
+    Dfsr::read_raw()
 }
 
-/// Instruction Fault Status Register (TRM §3.2, *c5, Instruction Fault Status Register*).
+/// Instruction Fault Status Register.
 pub fn read_ifsr() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading IFSR has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c5, c0, 1", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Ifsr)
+    Ifsr::read_raw()
 }
 
-/// Fault Address Register (TRM §3.2, *c6, Fault Address Register*): the data abort's
-/// virtual address.
+/// Fault Address Register: the data abort's virtual address.
 pub fn read_far() -> u32 {
-    #[cfg(target_arch = "arm")]
-    {
-        let v: u32;
-        // SAFETY: reading FAR has no side effects.
-        unsafe {
-            asm!("mrc p15, 0, {}, c6, c0, 0", out(reg) v, options(nomem, nostack, preserves_flags))
-        };
-        v
-    }
-    #[cfg(not(target_arch = "arm"))]
-    host::read(host::Reg::Far)
+    Far::read_raw()
 }
 
-/// Invalidates the entire I- and D-caches and flushes the branch target cache
-/// (`c7,c7,0`; TRM §3.2, *c7, Cache operations*, table "Cache operation functions").
+/// Vector Base Address Register: where the exception vectors are (boot.S points it at
+/// the kernel's vector table before anything can take an exception).
+pub fn read_vbar() -> u32 {
+    Vbar::read_raw()
+}
+
+/// Sleeps until an interrupt is pending (`c7,c0,4`; TRM §3.2.22). It wakes on a
+/// pending interrupt even while CPSR.I is set, which makes "mask, check, wait,
+/// unmask" free of lost wake-ups.
 ///
-/// (ARM1176 erratum 411920, an entire-I-cache invalidate that can miss lines, matters
-/// when the I-cache holds stale code; at boot it holds nothing the kernel relies on.)
+/// A DSB comes first, so every earlier memory access (a UART register write, a queue
+/// index) has completed before the core stops: WFI may enter a low-power state, and
+/// Linux's ARMv6 idle (`cpu_v6_do_idle`, arch/arm/mm/proc-v6.S) drains the write
+/// buffer the same way.
+pub fn wait_for_interrupt() {
+    dsb();
+    // SAFETY: WFI only stalls the core until an interrupt is pending.
+    unsafe { Wfi::write_raw(0) }
+}
+
+/// Invalidates the entire instruction cache (and with it the branch target cache),
+/// with the workaround for ARM1176 erratum 411920 ("Invalidate Entire Instruction
+/// Cache operation can fail", present in the ARM1136, 1156 and 1176): with
+/// interrupts, FIQs and imprecise aborts masked, the invalidate is issued four times
+/// back to back, followed by eleven NOPs. This is the sequence Linux uses
+/// (`v6_icache_inval_all`, arch/arm/mm/cache-v6.S, `CONFIG_ARM_ERRATA_411920`).
 ///
-/// # Safety
-///
-/// Dirty D-cache lines are discarded, not written back: clean the D-cache first
-/// ([`clean_invalidate_dcache`]) unless it is off and was never on.
-pub unsafe fn invalidate_both_caches() {
+/// It is one `asm!` block rather than four [`SysRegWrite`] writes because the
+/// workaround depends on the exact instruction sequence, with nothing in between.
+/// Safe: instructions are fetched again from memory; nothing is lost.
+pub fn invalidate_icache() {
     #[cfg(target_arch = "arm")]
-    // SAFETY: the caller guarantees no dirty line holds data still needed.
+    // SAFETY: invalidating the I-cache only causes refetches; CPSR is restored to its
+    // value on entry (the mask bits and nothing else change in between).
     unsafe {
-        asm!("mcr p15, 0, {}, c7, c7, 0", in(reg) 0u32, options(nostack, preserves_flags))
+        asm!(
+            "mrs {cpsr}, cpsr",
+            "cpsid ifa",
+            "mcr p15, 0, {zero}, c7, c5, 0",
+            "mcr p15, 0, {zero}, c7, c5, 0",
+            "mcr p15, 0, {zero}, c7, c5, 0",
+            "mcr p15, 0, {zero}, c7, c5, 0",
+            "msr cpsr_cx, {cpsr}",
+            "nop", "nop", "nop", "nop", "nop", "nop", "nop", "nop", "nop", "nop", "nop",
+            cpsr = out(reg) _,
+            zero = in(reg) 0u32,
+            options(nostack)
+        )
     };
     #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::InvalidateBothCaches);
+    for _ in 0..4 {
+        host::write(Reg::InvalidateICache, 0);
+    }
 }
 
 /// Cleans and invalidates the entire D-cache (`c7,c14,0`; TRM §3.2, *c7, Cache
 /// operations*): dirty lines are written back first, so no data is lost.
 pub fn clean_invalidate_dcache() {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: write-back then invalidate keeps memory contents; no `nomem` so the
-    // compiler does not move memory accesses across it.
-    unsafe {
-        asm!("mcr p15, 0, {}, c7, c14, 0", in(reg) 0u32, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::CleanInvalidateDCache);
+    // SAFETY: write-back then invalidate keeps memory contents.
+    unsafe { CleanInvalidateDCache::write_raw(0) }
 }
 
 /// Cleans (writes back) the D-cache line holding `mva` (`c7,c10,1`; TRM §3.2, *c7,
 /// Cache operations*, MVA format: bits \[4:0\] ignored). A miss does nothing; `mva`
 /// must be mapped or the operation may abort.
 pub fn clean_dcache_line(mva: usize) {
-    #[cfg(target_arch = "arm")]
     // SAFETY: a clean only writes back data, memory contents are unchanged.
-    unsafe {
-        asm!("mcr p15, 0, {}, c7, c10, 1", in(reg) mva, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::CleanDLine(mva));
+    unsafe { CleanDCacheLine::write_raw(mva) }
 }
 
 /// Flushes the prefetch buffer (`c7,c5,4`, the ARMv6 ISB; TRM §3.2, *c7, Cache
 /// operations*, "Flush operations"): later instructions are fetched after it, seeing
 /// earlier CP15 changes.
 pub fn prefetch_flush() {
-    #[cfg(target_arch = "arm")]
     // SAFETY: a pipeline flush has no effect on memory.
-    unsafe {
-        asm!("mcr p15, 0, {}, c7, c5, 4", in(reg) 0u32, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::PrefetchFlush);
+    unsafe { PrefetchFlush::write_raw(0) }
 }
 
 /// Flushes the entire branch target cache (`c7,c5,6`; TRM §3.2, *c7, Cache
 /// operations*, "Flush operations"), needed after a mapping change.
 pub fn flush_btb() {
-    #[cfg(target_arch = "arm")]
     // SAFETY: flushing branch predictions has no architectural effect on memory.
-    unsafe {
-        asm!("mcr p15, 0, {}, c7, c5, 6", in(reg) 0u32, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::FlushBtb);
+    unsafe { FlushBtb::write_raw(0) }
 }
 
 /// Data Synchronization Barrier (`c7,c10,4`; TRM §3.2, *c7, Cache operations*, and
 /// chapter 6, *Explicit memory barriers*): completes all earlier memory accesses and
 /// cache / TLB maintenance before any later instruction executes.
 pub fn dsb() {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: a barrier only orders; no `nomem` so it is a compiler barrier too.
-    unsafe {
-        asm!("mcr p15, 0, {}, c7, c10, 4", in(reg) 0u32, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::Dsb);
+    // SAFETY: a barrier only orders.
+    unsafe { Dsb::write_raw(0) }
 }
 
 /// Data Memory Barrier (`c7,c10,5`; TRM chapter 6, *Explicit memory barriers*): orders
-/// earlier memory accesses before later ones.
+/// earlier memory accesses before later ones. The peripheral barrier of the BCM2835
+/// (ARM Peripherals §1.3), see [`crate::board::mmio::Bus::barrier`].
 pub fn dmb() {
-    #[cfg(target_arch = "arm")]
-    // SAFETY: a barrier only orders; no `nomem` so it is a compiler barrier too.
-    unsafe {
-        asm!("mcr p15, 0, {}, c7, c10, 5", in(reg) 0u32, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::Dmb);
+    // SAFETY: a barrier only orders.
+    unsafe { Dmb::write_raw(0) }
 }
 
 /// Invalidates the entire unified TLB (`c8,c7,0`; TRM §3.2, *c8, TLB Operations
 /// Register*). Always safe: entries are simply walked again.
 pub fn invalidate_tlb() {
-    #[cfg(target_arch = "arm")]
     // SAFETY: dropping TLB entries only causes new table walks.
-    unsafe {
-        asm!("mcr p15, 0, {}, c8, c7, 0", in(reg) 0u32, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::InvalidateTlb);
+    unsafe { InvalidateTlb::write_raw(0) }
 }
 
 /// Invalidates the unified TLB entry for `mva` (`c8,c7,1`; TRM §3.2, *c8, TLB
 /// Operations Register*, MVA bits \[31:12\], ASID \[7:0\] = 0: global entries match any
 /// ASID). For a section entry any address inside the MiB removes it.
 pub fn invalidate_tlb_mva(mva: u32) {
-    let v = mva & !0xfff;
-    #[cfg(target_arch = "arm")]
     // SAFETY: dropping a TLB entry only causes a new table walk.
-    unsafe {
-        asm!("mcr p15, 0, {}, c8, c7, 1", in(reg) v, options(nostack, preserves_flags))
-    };
-    #[cfg(not(target_arch = "arm"))]
-    host::op(host::Op::InvalidateTlbMva(v));
+    unsafe { InvalidateTlbMva::write_raw((mva & !0xfff) as usize) }
 }
 
 /// Turns on the MMU with `table` as TTBR0, the L1 D- and I-caches and branch
@@ -546,8 +608,9 @@ pub fn invalidate_tlb_mva(mva: u32) {
 /// [`LiveTable`] through which all later changes go.
 ///
 /// Sequence: clean + invalidate the D-cache (`c7,c14,0`: nothing dirty from the boot
-/// path is lost, and the table words are in memory for the walker), invalidate both
-/// caches and the BTB (`c7,c7,0`), invalidate the TLB (`c8,c7,0`), DSB; TTBCR = 0
+/// path is lost, and the table words are in memory for the walker), invalidate the
+/// I-cache with the erratum 411920 workaround ([`invalidate_icache`]) and flush the BTB
+/// (`c7,c5,6`), invalidate the TLB (`c8,c7,0`), DSB; TTBCR = 0
 /// (TTBR0 only), TTBR0 = table | [`TTBR_WALK_ATTRS`], DACR = [`DACR_DOMAIN0_CLIENT`],
 /// prefetch flush; then SCTLR with M, C, I, Z, XP and U set and A, TR, FA clear (other
 /// bits kept), and a prefetch flush so the following instructions run translated.
@@ -557,13 +620,14 @@ pub fn invalidate_tlb_mva(mva: u32) {
 /// - Call once, in a privileged mode, with the MMU off.
 /// - `table` must map the running code, its stacks, the data in use, the exception
 ///   vectors and the devices in use identity (VA = PA) with RAM cacheable, as
-///   [`TranslationTable::build_boot_map`] does with the right `ram_bytes`; its address
-///   must be its physical address.
+///   [`TranslationTable::build_paged_boot_map`] does (the kernel's map: the first MiB in
+///   pages, with its second-level table attached) with the right `ram_bytes`; its
+///   address must be its physical address.
 /// - From then on the table is changed only through the returned [`LiveTable`].
 pub unsafe fn enable_mmu(table: &'static mut TranslationTable) -> LiveTable {
     clean_invalidate_dcache();
-    // SAFETY: the D-cache was cleaned just above, so invalidating it loses nothing.
-    unsafe { invalidate_both_caches() };
+    invalidate_icache();
+    flush_btb();
     invalidate_tlb();
     dsb();
     // SAFETY: the MMU is off (caller), so these take effect only when SCTLR.M is set
@@ -659,37 +723,48 @@ pub fn mmu_state() -> MmuState {
     }
 }
 
-/// The host stand-in for CP15: reset values, and under `cfg(test)` a per-thread record.
+/// The host stand-in for CP15, behind [`SysRegRead::read_raw`] and
+/// [`SysRegWrite::write_raw`]: reset values, and under `cfg(test)` a per-thread record
+/// of every write and operation, in the vocabulary of [`Op`].
 #[cfg(not(target_arch = "arm"))]
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod host {
-    /// A fake CP15 register.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Reg {
-        Midr,
-        CacheType,
-        Sctlr,
-        Ttbr0,
-        Ttbcr,
-        Dacr,
-        Dfsr,
-        Ifsr,
-        Far,
-    }
+    pub use super::Reg;
 
     /// A recorded write or maintenance operation.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Op {
         Write(Reg, u32),
-        InvalidateBothCaches,
+        InvalidateICache,
         CleanInvalidateDCache,
         CleanDLine(usize),
         PrefetchFlush,
         FlushBtb,
         Dsb,
         Dmb,
+        Wfi,
         InvalidateTlb,
         InvalidateTlbMva(u32),
+    }
+
+    impl Op {
+        /// A write of `v` to `r` as the recorder names it: operations by name (with
+        /// their address operand), registers as `Write`.
+        fn of(r: Reg, v: usize) -> Op {
+            match r {
+                Reg::InvalidateICache => Op::InvalidateICache,
+                Reg::CleanInvalidateDCache => Op::CleanInvalidateDCache,
+                Reg::CleanDCacheLine => Op::CleanDLine(v),
+                Reg::PrefetchFlush => Op::PrefetchFlush,
+                Reg::FlushBtb => Op::FlushBtb,
+                Reg::Dsb => Op::Dsb,
+                Reg::Dmb => Op::Dmb,
+                Reg::Wfi => Op::Wfi,
+                Reg::InvalidateTlb => Op::InvalidateTlb,
+                Reg::InvalidateTlbMva => Op::InvalidateTlbMva(v as u32),
+                _ => Op::Write(r, v as u32),
+            }
+        }
     }
 
     /// ARM1176JZF-S r0p7 values: MIDR, Cache Type, SCTLR at reset.
@@ -719,17 +794,17 @@ pub(crate) mod host {
         reset(r)
     }
 
-    pub fn write(r: Reg, v: u32) {
+    pub fn write(r: Reg, v: usize) {
+        let op = Op::of(r, v);
         #[cfg(test)]
-        REGS.with(|m| m.borrow_mut().push((r, v)));
-        op(Op::Write(r, v));
-    }
-
-    pub fn op(o: Op) {
-        #[cfg(test)]
-        LOG.with(|l| l.borrow_mut().push(o));
+        {
+            if let Op::Write(..) = op {
+                REGS.with(|m| m.borrow_mut().push((r, v as u32)));
+            }
+            LOG.with(|l| l.borrow_mut().push(op));
+        }
         #[cfg(not(test))]
-        let _ = o;
+        let _ = op;
     }
 
     /// Takes this thread's record of operations.
@@ -759,6 +834,36 @@ mod tests {
     use std::boxed::Box;
     use std::format;
     use std::vec;
+
+    #[test]
+    fn coordinates_match_the_trm() {
+        // The encodings the module table and the TRM give, checked where a typo in a
+        // coordinate would silently do a different operation.
+        fn c<R: SysReg>() -> (u32, u32, u32, u32) {
+            (R::OP1, R::CRN, R::CRM, R::OP2)
+        }
+        assert_eq!(c::<Midr>(), (0, 0, 0, 0));
+        assert_eq!(c::<CacheType>(), (0, 0, 0, 1));
+        assert_eq!(c::<Sctlr>(), (0, 1, 0, 0));
+        assert_eq!(c::<Ttbr0>(), (0, 2, 0, 0));
+        assert_eq!(c::<Ttbcr>(), (0, 2, 0, 2));
+        assert_eq!(c::<Dacr>(), (0, 3, 0, 0));
+        assert_eq!(
+            (c::<Dfsr>(), c::<Ifsr>(), c::<Far>()),
+            ((0, 5, 0, 0), (0, 5, 0, 1), (0, 6, 0, 0))
+        );
+        assert_eq!(c::<Vbar>(), (0, 12, 0, 0));
+        assert_eq!(c::<Wfi>(), (0, 7, 0, 4));
+        assert_eq!(c::<InvalidateICache>(), (0, 7, 5, 0));
+        assert_eq!(c::<PrefetchFlush>(), (0, 7, 5, 4));
+        assert_eq!(c::<FlushBtb>(), (0, 7, 5, 6));
+        assert_eq!(c::<CleanDCacheLine>(), (0, 7, 10, 1));
+        assert_eq!(c::<Dsb>(), (0, 7, 10, 4));
+        assert_eq!(c::<Dmb>(), (0, 7, 10, 5));
+        assert_eq!(c::<CleanInvalidateDCache>(), (0, 7, 14, 0));
+        assert_eq!(c::<InvalidateTlb>(), (0, 8, 7, 0));
+        assert_eq!(c::<InvalidateTlbMva>(), (0, 8, 7, 1));
+    }
 
     #[test]
     fn bcm2835_cache_type_decodes() {
@@ -803,7 +908,7 @@ mod tests {
         let live = unsafe { enable_mmu(table) };
         assert_eq!(live.address() as u32, base);
         let log = host::take_log();
-        let sctlr = match log[8] {
+        let sctlr = match log[12] {
             Op::Write(Reg::Sctlr, v) => Sctlr(v),
             ref o => panic!("expected the SCTLR write, got {o:?}"),
         };
@@ -811,7 +916,12 @@ mod tests {
             log,
             vec![
                 Op::CleanInvalidateDCache,
-                Op::InvalidateBothCaches,
+                // Erratum 411920: four I-cache invalidates back to back.
+                Op::InvalidateICache,
+                Op::InvalidateICache,
+                Op::InvalidateICache,
+                Op::InvalidateICache,
+                Op::FlushBtb,
                 Op::InvalidateTlb,
                 Op::Dsb,
                 Op::Write(Reg::Ttbcr, 0),
@@ -841,9 +951,24 @@ mod tests {
     }
 
     #[test]
+    fn wfi_is_preceded_by_a_dsb() {
+        host::reset_all();
+        wait_for_interrupt();
+        assert_eq!(host::take_log(), vec![Op::Dsb, Op::Wfi]);
+    }
+
+    #[test]
     fn tlb_mva_drops_the_low_bits() {
         host::reset_all();
         invalidate_tlb_mva(0x8012_3456);
         assert_eq!(host::take_log(), vec![Op::InvalidateTlbMva(0x8012_3000)]);
+    }
+
+    #[test]
+    fn dcache_line_clean_keeps_the_whole_host_address() {
+        host::reset_all();
+        let a = 0x7f12_3456_7890usize;
+        clean_dcache_line(a);
+        assert_eq!(host::take_log(), vec![Op::CleanDLine(a)]);
     }
 }

@@ -24,8 +24,8 @@
 //!
 //! | virtual                     | physical            | attributes                     |
 //! |-----------------------------|---------------------|--------------------------------|
-//! | `0x0000_0000..0x0010_0000`  | identity, 4 KiB pages | normal WB-WA; per page, see [`KernelLayout`]: vectors and `.text` priv RO exec, `.rodata` priv RO XN, the rest priv RW XN, stack guard pages fault |
-//! | `0x0010_0000..ram_bytes`    | identity            | normal WB-WA, priv RW, exec    |
+//! | `0x0000_0000..0x0010_0000`  | identity, 4 KiB pages | normal WB-WA; per page, see [`KernelLayout`]: `.text` (with the vectors, found through VBAR) priv RO exec, the ATAG page and `.rodata` priv RO XN, the rest priv RW XN, stack guard pages fault |
+//! | `0x0010_0000..ram_bytes`    | identity            | normal WB-WA, priv RW, XN      |
 //! | `ram_bytes..0x2000_0000`    | -                   | fault                          |
 //! | `0x2000_0000..0x2100_0000`  | identity (BCM2835 peripherals) | shared device, priv RW, XN |
 //! | `0x2100_0000..0x8000_0000`  | -                   | fault                          |
@@ -45,18 +45,25 @@
 //! the [`LiveTable`]; from then on mirrors are created and destroyed with safe calls.
 //!
 //! ```no_run
-//! use vmcirc::mmu::{self, MmuError, SectionAllocator, TranslationTable, WindowAllocator};
+//! use vmcirc::mmu::{self, KernelLayout, MmuError, PageTable, SectionAllocator};
+//! use vmcirc::mmu::{TranslationTable, WindowAllocator};
 //!
 //! static mut TABLE: TranslationTable = TranslationTable::new();
+//! static mut LOW: PageTable = PageTable::new();
 //!
-//! fn boot(ram_bytes: u32, heap_end: u32) -> Result<(), MmuError> {
-//!     // SAFETY: early boot, single core: nothing else refers to TABLE.
-//!     let table = unsafe { &mut *core::ptr::addr_of_mut!(TABLE) };
-//!     table.build_boot_map(ram_bytes)?;
-//!     // SAFETY: MMU off; the boot map identity-maps the kernel, stacks, vectors, UART.
+//! fn boot(ram_bytes: u32, layout: &KernelLayout) -> Result<(), MmuError> {
+//!     // SAFETY: early boot, single core: nothing else refers to TABLE or LOW.
+//!     let (table, low) = unsafe {
+//!         (&mut *core::ptr::addr_of_mut!(TABLE), &mut *core::ptr::addr_of_mut!(LOW))
+//!     };
+//!     let low_pa = low.address() as u32;
+//!     // RAM and peripherals identity mapped; the first MiB in 4 KiB pages (W^X for
+//!     // the kernel image, a guard page under each stack); RAM above it execute never.
+//!     table.build_paged_boot_map(ram_bytes, low, low_pa, layout)?;
+//!     // SAFETY: MMU off; the map identity-maps the kernel, its stacks and the UART.
 //!     let mut live = unsafe { mmu::enable_mmu(table) };
-//!     // SAFETY: heap_end..ram_bytes is RAM nothing else uses.
-//!     let mut sections = unsafe { SectionAllocator::new(heap_end, ram_bytes) }?;
+//!     // SAFETY: layout.end..ram_bytes is RAM nothing else uses.
+//!     let mut sections = unsafe { SectionAllocator::new(layout.end, ram_bytes) }?;
 //!     let mut windows = WindowAllocator::new();
 //!     let mirror = mmu::mirror_create(&mut live, &mut sections, &mut windows, 1)?;
 //!     // ... hand `mirror` to a ring (vmcirc::Ring), take it back when the ring is freed ...
@@ -101,10 +108,9 @@ pub const PAGE_SHIFT: u32 = 12;
 pub const PAGE_SIZE: u32 = 1 << PAGE_SHIFT;
 /// Offset bits within a small page.
 pub const PAGE_MASK: u32 = PAGE_SIZE - 1;
-/// First byte of the BCM2835 peripheral window (ARM physical address).
-pub const PERIPHERAL_BASE: u32 = 0x2000_0000;
-/// One past the last byte of the peripheral window.
-pub const PERIPHERAL_END: u32 = 0x2100_0000;
+/// The BCM2835 peripheral window the boot map maps as device memory (defined with the
+/// rest of the board's memory map in [`crate::board`]).
+pub use crate::board::{PERIPHERAL_BASE, PERIPHERAL_END};
 /// Start of the virtual range the mirror windows are placed in.
 pub const MIRROR_VA_BASE: u32 = 0x8000_0000;
 /// End of that range (the last MiB stays unmapped for the high vectors).

@@ -168,7 +168,7 @@ impl StackGuard {
 ///
 /// | range                      | what                              | page attributes     |
 /// |----------------------------|-----------------------------------|---------------------|
-/// | `0 .. 0x1000`              | exception vectors, ATAGs at 0x100 | read-only, exec     |
+/// | `0 .. 0x1000`              | ATAGs at 0x100 (firmware data)    | read-only, XN       |
 /// | `0x1000 .. text_start`     | firmware area below the kernel    | RW, XN              |
 /// | `text_start .. text_end`   | `.text` (with boot.S)             | read-only, exec     |
 /// | `text_end .. rodata_end`   | `.rodata`                         | read-only, XN       |
@@ -200,8 +200,9 @@ impl KernelLayout {
         if self.guard_at(va).is_some() {
             None
         } else if va < PAGE_SIZE {
-            // The vectors run from here; boot.S copied them before the MMU was on.
-            Some(code)
+            // The firmware's ATAGs; nothing runs from here (the vectors are in
+            // `.text`, found through VBAR) and nothing writes here after boot.
+            Some(code.execute_never())
         } else if va < self.text_start {
             Some(data)
         } else if va < self.text_end {
@@ -221,7 +222,7 @@ impl KernelLayout {
     /// Checks the layout: [`MmuError::Misaligned`] for a boundary or guard that is not
     /// 4 KiB aligned, [`MmuError::OutOfRange`] unless
     /// `0x1000 <= text_start <= text_end <= rodata_end <= end <= 1 MiB` and every guard
-    /// lies in `rodata_end..end` (never over code or the vectors).
+    /// lies in `rodata_end..end` (never over code or the first page).
     pub fn check(&self) -> Result<(), MmuError> {
         let bounds = [self.text_start, self.text_end, self.rodata_end, self.end];
         if let Some(&addr) = bounds
@@ -371,7 +372,7 @@ pub(crate) mod tests {
                 "{va:#x} is W and X"
             );
             let expected = match va {
-                0 => Attrs::normal_wb().read_only(),
+                0 => Attrs::normal_wb().read_only().execute_never(),
                 0x1000..=0x7fff => rw_xn,
                 0x8000..=0x1_bfff => Attrs::normal_wb().read_only(),
                 0x1_c000..=0x1_ffff => Attrs::normal_wb().read_only().execute_never(),
@@ -379,8 +380,8 @@ pub(crate) mod tests {
             };
             assert_eq!(a, expected, "page {va:#x}");
         }
-        // Exact words: vectors RO+X, text RO+X, rodata RO+XN, data RW+XN.
-        assert_eq!(t.raw(0), Some(0x0000_025E));
+        // Exact words: ATAG page RO+XN, text RO+X, rodata RO+XN, data RW+XN.
+        assert_eq!(t.raw(0), Some(0x0000_025F));
         assert_eq!(t.raw(8), Some(0x0000_825E));
         assert_eq!(t.raw(0x1c), Some(0x0001_C25F));
         assert_eq!(t.raw(0x20), Some(0x0002_005F));
@@ -425,7 +426,7 @@ pub(crate) mod tests {
         l.rodata_end = 0x1_0000; // before text_end
         assert_eq!(t.build_kernel_map(&l), Err(MmuError::OutOfRange));
         let mut l = layout();
-        l.text_start = 0; // over the vectors
+        l.text_start = 0; // over the first page
         assert_eq!(t.build_kernel_map(&l), Err(MmuError::OutOfRange));
         assert!(
             (0..256).all(|i| t.raw(i) == Some(0)),

@@ -18,7 +18,8 @@ pub struct HostPlatform {
     rings: Rings<MemfdMirror>,
 }
 
-fn clock() -> u64 {
+/// The host's [`super::Clock`]: microseconds since the first call in this process.
+pub fn clock() -> u64 {
     use std::sync::OnceLock;
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_micros() as u64
@@ -111,10 +112,6 @@ impl Platform for HostPlatform {
             "rings: memfd mirrors; 'ring new N' makes N x {} bytes",
             self.unit
         )
-    }
-
-    fn uptime_us(&mut self) -> u64 {
-        clock()
     }
 
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError> {
@@ -211,9 +208,5 @@ impl Platform for HostPlatform {
             writeln!(out, "no rings mapped")?;
         }
         Ok(())
-    }
-
-    fn clock_fn(&self) -> fn() -> u64 {
-        clock
     }
 }

@@ -110,7 +110,7 @@ pub fn dispatch<'a, C: Console, P: Platform>(
     io: &mut LineIo<'_, C>,
     p: &mut P,
 ) -> Result<(), CmdError<'a>> {
-    let clock = p.clock_fn();
+    let clock = io.console().clock();
     if words.get(1) == Some(&"demo") {
         super::no_more(words, 2)?;
         return demo(io, p, clock);

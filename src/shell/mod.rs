@@ -14,6 +14,7 @@ pub mod hexdump;
 pub mod host;
 pub mod hs;
 pub mod input;
+pub mod load;
 pub mod ring;
 pub mod term;
 #[cfg(any(test, feature = "std"))]
@@ -58,12 +59,22 @@ pub(crate) fn write_interrupted(out: &mut dyn fmt::Write, cmd: &str, done: u64, 
     );
 }
 
+/// The shell's one clock: microseconds on a monotonic counter (the BCM2835 system
+/// timer since power-on on the board, the process's `Instant` on the host). A plain
+/// function, so a command can keep timing work while the console is borrowed (e.g.
+/// inside the sink of a receive).
+pub type Clock = fn() -> u64;
+
 /// A byte stream with a clock: what the shell runs on.
 pub trait Console: embedded_io::Read + embedded_io::Write {
     /// One input byte if one is available now, without waiting.
     fn try_read_byte(&mut self) -> Option<u8>;
-    /// A monotonic clock in microseconds (timeouts).
-    fn now_us(&mut self) -> u64;
+    /// The clock for timeouts, `info`'s uptime and throughput figures.
+    fn clock(&self) -> Clock;
+    /// Now, in microseconds on [`Console::clock`].
+    fn now_us(&mut self) -> u64 {
+        (self.clock())()
+    }
     /// True when no more input can ever arrive (finite host streams).
     fn input_closed(&self) -> bool {
         false
@@ -104,8 +115,6 @@ impl fmt::Display for PlatformError {
 pub trait Platform {
     /// Writes the machine-specific lines of `info` (CPU, board, memory, MMU).
     fn info(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
-    /// Microseconds since boot (uptime, throughput).
-    fn uptime_us(&mut self) -> u64;
     /// Copies raw memory at `addr` into `buf`. On the board an unmapped address
     /// takes a data abort, which the kernel reports and recovers from.
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), PlatformError>;
@@ -130,8 +139,22 @@ pub trait Platform {
     fn describe_mirror(mirror: &Self::Mirror, out: &mut dyn fmt::Write) -> fmt::Result;
     /// The `map` command: the non-identity mappings, virtual -> physical.
     fn write_map(&mut self, out: &mut dyn fmt::Write) -> fmt::Result;
-    /// A microsecond clock usable while the rings are borrowed.
-    fn clock_fn(&self) -> fn() -> u64;
+    /// `load`: room for a kernel image of `len` bytes in memory no ring uses, or
+    /// why not. By default the machine cannot start kernels.
+    fn load_buffer(&mut self, len: usize) -> Result<&mut [u8], PlatformError> {
+        let _ = len;
+        Err(PlatformError::from(
+            "load: this machine cannot start a kernel image",
+        ))
+    }
+    /// Frees what [`Platform::load_buffer`] took, after a failed transfer.
+    fn release_load_buffer(&mut self) {}
+    /// Starts the kernel image in the first `len` bytes of the load buffer. On the
+    /// board it never returns; otherwise it says why it could not.
+    fn start_image(&mut self, len: usize) -> PlatformError {
+        let _ = len;
+        PlatformError::from("load: this machine cannot start a kernel image")
+    }
 }
 
 /// Which exception `fault` should take.
@@ -201,6 +224,10 @@ pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
         usage: "rx LEN",
         synopsis: "receive LEN raw bytes (right after the CR or LF ending this line), print 'rx LEN crc32=XXXXXXXX'",
+    },
+    CommandHelp {
+        usage: "load LEN CRC32",
+        synopsis: "receive a kernel image (blocks acknowledged with 0x06), check its CRC-32, start it: 'vmcirc install'",
     },
     CommandHelp {
         usage: "reboot",
@@ -543,7 +570,7 @@ fn dispatch<'a, C: Console, P: Platform>(
         "info" => {
             no_more(&words, 1)?;
             let _ = platform.info(&mut out);
-            let up = platform.uptime_us();
+            let up = out.0.console().now_us();
             let _ = writeln!(out, "uptime: {}.{:06} s", up / 1_000_000, up % 1_000_000);
         }
         "x" => {
@@ -604,6 +631,7 @@ fn dispatch<'a, C: Console, P: Platform>(
             let _ = platform.reboot(&mut out);
         }
         "hs" => return hs::dispatch(&words, out.0, platform),
+        "load" => return load::dispatch(&words, out.0, platform),
         other => {
             return ring::dispatch(line, &words, out.0, platform)
                 .unwrap_or(Err(CmdError::Unknown(other)));

@@ -699,7 +699,7 @@ fn cmd_stress<'a, C: Console, P: Platform>(
         None => 1,
     };
     super::no_more(words, 4)?;
-    let clock = p.clock_fn();
+    let clock = io.console().clock();
     let mut now = || clock();
     let t_mirror;
     let t_mod;
@@ -785,7 +785,7 @@ fn cmd_bench<'a, C: Console, P: Platform>(
         None => 1 << 20,
     };
     super::no_more(words, 2)?;
-    let clock = p.clock_fn();
+    let clock = io.console().clock();
     let mut now = || clock();
     let s = need_ring(p.rings())?;
     need_empty("bench", s)?;

@@ -3,15 +3,34 @@
 
 use std::vec::Vec;
 
-use super::Console;
+use super::{Clock, Console};
+
+std::thread_local! {
+    /// The fake time of this thread's [`MemConsole`], in microseconds.
+    static FAKE_US: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+/// [`MemConsole`]'s clock: advances 1 ms every time it is read.
+fn fake_clock() -> u64 {
+    FAKE_US.with(|t| {
+        t.set(t.get() + 1000);
+        t.get()
+    })
+}
+
+/// [`MemConsole`]'s time now, without advancing it.
+fn fake_now() -> u64 {
+    FAKE_US.with(|t| t.get())
+}
 
 /// A console reading from a fixed input and recording the output. Its clock
-/// advances 1 ms every time it is read, so timeouts run out quickly.
+/// advances 1 ms every time it is read (and every time input is polled), so
+/// timeouts run out quickly; the time is per thread and starts at 0 with each new
+/// console.
 pub struct MemConsole {
     input: Vec<u8>,
     pos: usize,
     output: Vec<u8>,
-    clock: u64,
     closed_when_empty: bool,
     /// Input offsets where the sender pauses (ascending), and until when the
     /// current pause lasts.
@@ -29,11 +48,11 @@ pub const PAUSE_US: u64 = 10_000_000;
 impl MemConsole {
     /// A console that will read `input`, then report end of input.
     pub fn new(input: &[u8]) -> Self {
+        FAKE_US.with(|t| t.set(0));
         MemConsole {
             input: input.to_vec(),
             pos: 0,
             output: Vec::new(),
-            clock: 0,
             closed_when_empty: true,
             pauses: Vec::new(),
             paused_until: 0,
@@ -66,12 +85,13 @@ impl MemConsole {
 
     /// Whether a pause starts at the current position; starts it if so.
     fn pausing(&mut self) -> bool {
-        if self.clock < self.paused_until {
+        let now = fake_now();
+        if now < self.paused_until {
             return true;
         }
         if self.pauses.first() == Some(&self.pos) {
             self.pauses.remove(0);
-            self.paused_until = self.clock + PAUSE_US;
+            self.paused_until = now + PAUSE_US;
             return true;
         }
         false
@@ -142,7 +162,7 @@ impl embedded_io::Read for MemConsole {
         }
         if self.pausing() {
             // A blocking read waits the pause out.
-            self.clock = self.paused_until;
+            FAKE_US.with(|t| t.set(self.paused_until));
         }
         // Up to the next pause.
         let end = self
@@ -176,7 +196,7 @@ impl embedded_io::Write for MemConsole {
 
 impl Console for MemConsole {
     fn try_read_byte(&mut self) -> Option<u8> {
-        self.clock += 1000;
+        fake_clock();
         if self.pausing() {
             return None;
         }
@@ -184,9 +204,8 @@ impl Console for MemConsole {
         self.pos += 1;
         Some(b)
     }
-    fn now_us(&mut self) -> u64 {
-        self.clock += 1000;
-        self.clock
+    fn clock(&self) -> Clock {
+        fake_clock
     }
     fn input_closed(&self) -> bool {
         self.closed_when_empty && self.pos >= self.input.len()

@@ -16,7 +16,7 @@
 mod pl011;
 mod serial;
 
-pub use pl011::{divisors, BaudError, Pl011, RxStats};
+pub use pl011::{actual_baud, divisors, BaudError, Pl011, RxStats};
 pub use serial::{RxControl, SerialError, SerialPort};
 
 /// Receive queue capacity (bytes). A 16 KiB paste at 115200 baud takes 1.4 s; the

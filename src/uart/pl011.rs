@@ -1,11 +1,12 @@
 //! PL011 registers and the init sequence (ARM PrimeCell UART PL011 TRM, 3.3;
-//! BCM2835 ARM Peripherals, chapter 13).
+//! BCM2835 ARM Peripherals, chapter 13). The pins (GPIO14/15, ALT0) are the GPIO
+//! block's business: [`crate::board::gpio::Gpio::route_uart0`], called by the kernel
+//! before [`Pl011::init`].
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use heapless::spsc::Producer;
 
-use crate::board::gpio::{self, Function, Pull};
 use crate::board::mmio::Bus;
 
 /// Data register.
@@ -56,11 +57,6 @@ pub const DR_OE: u32 = 1 << 11;
 /// DR: break, parity and framing error flags.
 pub const DR_BE_PE_FE: u32 = 0b111 << 8;
 
-/// GPIO pins carrying UART0 TXD/RXD (ALT0).
-pub const TXD_PIN: u32 = 14;
-/// See [`TXD_PIN`].
-pub const RXD_PIN: u32 = 15;
-
 /// A baud rate the divisors cannot express.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BaudError;
@@ -71,8 +67,14 @@ impl core::fmt::Display for BaudError {
     }
 }
 
-/// IBRD/FBRD for `baud` from a `clock_hz` reference: BAUDDIV = clock / (16 * baud),
-/// IBRD its integer part, FBRD round(fraction * 64) (PL011 TRM 3.3.6).
+/// IBRD/FBRD for `baud` from a `clock_hz` reference clock (PL011 TRM §3.3.6,
+/// *Fractional Baud Rate Register*): BAUDDIV = clock / (16 * baud), IBRD its integer
+/// part, FBRD = integer(fraction * 64 + 0.5), i.e. rounded to the nearest 1/64.
+///
+/// The rounding is done on the whole 64ths value, `round(4 * clock / baud)`, and then
+/// split: where the fraction rounds up to 64/64 this carries into IBRD (FBRD 0)
+/// instead of producing an FBRD of 64, which the 6-bit register cannot hold.
+/// Errors: a baud of 0, or a divisor outside IBRD 1..=65535.
 pub fn divisors(clock_hz: u32, baud: u32) -> Result<(u32, u32), BaudError> {
     if baud == 0 {
         return Err(BaudError);
@@ -84,6 +86,16 @@ pub fn divisors(clock_hz: u32, baud: u32) -> Result<(u32, u32), BaudError> {
         return Err(BaudError);
     }
     Ok((ibrd, fbrd))
+}
+
+/// The baud rate the divisors actually give: clock / (16 * (IBRD + FBRD / 64)),
+/// rounded to the nearest whole baud (0 for a zero divisor).
+pub fn actual_baud(clock_hz: u32, ibrd: u32, fbrd: u32) -> u32 {
+    let div64 = u64::from(ibrd) * 64 + u64::from(fbrd);
+    if div64 == 0 {
+        return 0;
+    }
+    ((4 * u64::from(clock_hz) + div64 / 2) / div64) as u32
 }
 
 /// Receive counters and the flow-control flag, shared by the interrupt handler
@@ -142,13 +154,20 @@ impl<B: Bus> Pl011<B> {
         self.bus.write(self.base + reg, v)
     }
 
-    /// Brings the UART up at `baud` 8N1 with FIFOs, in the PL011 TRM's order:
-    /// disable, wait for the transmitter to go idle, flush the FIFOs (FEN=0), route
-    /// GPIO14/15 to ALT0 with pulls off, clear interrupts, program the divisors,
-    /// then LCRH (which latches them), the FIFO levels and interrupt mask, and last
-    /// enable. With `rx_interrupts` the receive and receive-timeout interrupts are
-    /// unmasked (the timeout interrupt fires for a partly filled FIFO).
-    pub fn init(&mut self, clock_hz: u32, baud: u32, rx_interrupts: bool) -> Result<(), BaudError> {
+    /// Brings the UART up at `baud` 8N1 with FIFOs from a `clock_hz` reference
+    /// clock (the firmware's UART clock, see [`crate::board::mailbox`]), in the PL011
+    /// TRM's order: disable, wait for the transmitter to go idle, flush the FIFOs
+    /// (FEN=0), clear interrupts, program the divisors, then LCRH (which latches
+    /// them), the FIFO levels and interrupt mask, and last enable. With
+    /// `rx_interrupts` the receive and receive-timeout interrupts are unmasked (the
+    /// timeout interrupt fires for a partly filled FIFO). Returns the divisors; on a
+    /// baud the clock cannot give, nothing is written.
+    pub fn init(
+        &mut self,
+        clock_hz: u32,
+        baud: u32,
+        rx_interrupts: bool,
+    ) -> Result<(u32, u32), BaudError> {
         let (ibrd, fbrd) = divisors(clock_hz, baud)?;
         self.wr(CR, 0);
         let mut spins = 0;
@@ -156,9 +175,6 @@ impl<B: Bus> Pl011<B> {
             spins += 1;
         }
         self.wr(LCRH, 0);
-        gpio::set_function(&mut self.bus, TXD_PIN, Function::Alt0);
-        gpio::set_function(&mut self.bus, RXD_PIN, Function::Alt0);
-        gpio::set_pull(&mut self.bus, (1 << TXD_PIN) | (1 << RXD_PIN), Pull::Off);
         self.wr(ICR, INT_ALL);
         self.wr(IBRD, ibrd);
         self.wr(FBRD, fbrd);
@@ -174,7 +190,7 @@ impl<B: Bus> Pl011<B> {
             },
         );
         self.wr(CR, CR_UARTEN | CR_TXE | CR_RXE);
-        Ok(())
+        Ok((ibrd, fbrd))
     }
 
     /// Whether the transmit FIFO can take a byte.
@@ -270,42 +286,46 @@ impl<B: Bus> Pl011<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::board::gpio::{GPFSEL0, GPPUD, GPPUDCLK0};
-    use crate::board::mmio::{Access, RecordingBus};
-    use crate::board::{UART0_BASE, UART_CLOCK_HZ};
+    use crate::board::mmio::RecordingBus;
+    use crate::board::UART0_BASE;
 
     #[test]
-    fn divisors_for_115200() {
-        // 48 MHz: 48e6 / (16 * 115200) = 26.0417 -> IBRD 26, FBRD round(0.0417*64) = 3.
+    fn divisors_for_the_firmware_clocks() {
+        // 48 MHz (current firmware, init_uart_clock=48000000): 48e6 / (16 * 115200)
+        // = 26.0417 -> IBRD 26, FBRD round(0.0417 * 64) = 3; 115177 baud (-0.02%).
         assert_eq!(divisors(48_000_000, 115_200), Ok((26, 3)));
-        // The old 3 MHz firmware default: 1.6276 -> 1, 40.
+        assert_eq!(actual_baud(48_000_000, 26, 3), 115_177);
+        // 3 MHz (old firmware default, and what QEMU's mailbox says): 1.6276 ->
+        // IBRD 1, FBRD round(0.6276 * 64) = round(40.17) = 40; 115385 baud (+0.16%).
         assert_eq!(divisors(3_000_000, 115_200), Ok((1, 40)));
+        assert_eq!(actual_baud(3_000_000, 1, 40), 115_385);
+        // An odd clock, 19.2 MHz (the crystal): 10.4167 -> 10, round(26.67) = 27.
+        assert_eq!(divisors(19_200_000, 115_200), Ok((10, 27)));
+        // Round to nearest, not down: 250 MHz / (16 * 115200) = 135.634; * 64 =
+        // 8680.56 -> 8681 = IBRD 135, FBRD 41 (truncating would give 40).
+        assert_eq!(divisors(250_000_000, 115_200), Ok((135, 41)));
+        // A fraction that rounds up to 64/64 carries into IBRD: 16 * 115200 * 2.996
+        // = 5_522_227 Hz: 2.99600 * 64 = 191.74 -> 192 = IBRD 3, FBRD 0.
+        assert_eq!(divisors(5_522_227, 115_200), Ok((3, 0)));
+    }
+
+    #[test]
+    fn divisors_out_of_range() {
         assert_eq!(divisors(48_000_000, 0), Err(BaudError));
         assert_eq!(divisors(48_000_000, 4_000_000), Err(BaudError));
         assert_eq!(divisors(48_000_000, 1), Err(BaudError));
+        assert_eq!(actual_baud(48_000_000, 0, 0), 0);
     }
 
     #[test]
     fn init_sequence_matches_the_trm() {
-        let mut uart = Pl011::new(RecordingBus::default(), UART0_BASE);
-        uart.init(UART_CLOCK_HZ, 115_200, true).unwrap();
-        let w = uart.bus().writes();
+        let bus = RecordingBus::default();
+        let mut uart = Pl011::new(bus.clone(), UART0_BASE);
+        assert_eq!(uart.init(48_000_000, 115_200, true), Ok((26, 3)));
         let u = |r| UART0_BASE + r;
-        // GPIO14 and 15 are in GPFSEL1 bits 12..14 and 15..17: ALT0 = 0b100.
-        let gpfsel1 = GPFSEL0 + 4;
-        assert_eq!(
-            uart.bus().last_write(gpfsel1),
-            Some((0b100 << 12) | (0b100 << 15))
-        );
         let expected = [
             (u(CR), 0),
             (u(LCRH), 0),
-            (gpfsel1, 0b100 << 12),
-            (gpfsel1, (0b100 << 12) | (0b100 << 15)),
-            (GPPUD, 0),
-            (GPPUDCLK0, (1 << 14) | (1 << 15)),
-            (GPPUD, 0),
-            (GPPUDCLK0, 0),
             (u(ICR), 0x7ff),
             (u(IBRD), 26),
             (u(FBRD), 3),
@@ -314,32 +334,21 @@ mod tests {
             (u(IMSC), INT_RX | INT_RT | INT_OE),
             (u(CR), 0x301),
         ];
-        assert_eq!(w, expected);
-        // The pull sequence waits 150 cycles after each of its first two writes.
-        let delays = uart
-            .bus()
-            .log
-            .iter()
-            .filter(|a| matches!(a, Access::Delay(150)))
-            .count();
-        assert_eq!(delays, 2);
-        let pos = |needle: Access| uart.bus().log.iter().position(|a| *a == needle).unwrap();
-        assert!(pos(Access::Write(GPPUD, 0)) < pos(Access::Delay(150)));
-        assert!(pos(Access::Delay(150)) < pos(Access::Write(GPPUDCLK0, (1 << 14) | (1 << 15))));
+        assert_eq!(bus.writes(), expected);
+        // The divisors follow the clock the firmware reports.
+        let bus = RecordingBus::default();
+        let mut uart = Pl011::new(bus.clone(), UART0_BASE);
+        assert_eq!(uart.init(3_000_000, 115_200, false), Ok((1, 40)));
+        assert_eq!(bus.last_write(u(IBRD)), Some(1));
+        assert_eq!(bus.last_write(u(FBRD)), Some(40));
+        assert_eq!(bus.last_write(u(IMSC)), Some(0));
     }
 
     #[test]
-    fn init_preserves_other_gpio_functions() {
-        let mut bus = RecordingBus::default();
-        // Pins 10..19 all output (0b001) beforehand.
-        let all_out = (0..10).fold(0u32, |a, i| a | (1 << (3 * i)));
-        bus.preset(GPFSEL0 + 4, all_out);
-        let mut uart = Pl011::new(bus, UART0_BASE);
-        uart.init(UART_CLOCK_HZ, 115_200, false).unwrap();
-        let v = uart.bus().last_write(GPFSEL0 + 4).unwrap();
-        assert_eq!((v >> 12) & 0b111, 0b100);
-        assert_eq!((v >> 15) & 0b111, 0b100);
-        assert_eq!(v & !(0b111111 << 12), all_out & !(0b111111 << 12));
-        assert_eq!(uart.bus().last_write(UART0_BASE + IMSC), Some(0));
+    fn init_with_an_impossible_baud_writes_nothing() {
+        let bus = RecordingBus::default();
+        let mut uart = Pl011::new(bus.clone(), UART0_BASE);
+        assert_eq!(uart.init(48_000_000, 0, true), Err(BaudError));
+        assert!(bus.log().is_empty());
     }
 }

@@ -251,7 +251,6 @@ mod tests {
                 _ => {}
             }
         }
-        fn delay_cycles(&mut self, _: u32) {}
     }
 
     /// The test's receive control: reads never block, and resuming runs the
@@ -286,7 +285,6 @@ mod tests {
         fn write(&mut self, addr: u32, value: u32) {
             self.0.borrow_mut().write(addr, value)
         }
-        fn delay_cycles(&mut self, _: u32) {}
     }
 
     type Rig = (

@@ -14,7 +14,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
-use std::time::Instant;
 
 use vmcirc::shell::host::HostPlatform;
 use vmcirc::shell::{Console, LineIo, LineState, Shell, Step, HISTORY_BYTES, LINE_BUFFER_BYTES};
@@ -30,7 +29,6 @@ struct StdConsole {
     rx: Receiver<u8>,
     closed: bool,
     out: std::io::Stdout,
-    start: Instant,
     /// stdin is a terminal: Ctrl-D on an empty line ends the session.
     tty: bool,
     /// The first failed write.
@@ -60,7 +58,6 @@ impl StdConsole {
             rx,
             closed: false,
             out: std::io::stdout(),
-            start: Instant::now(),
             tty,
             write_error: None,
         }
@@ -121,8 +118,8 @@ impl Console for StdConsole {
             }
         }
     }
-    fn now_us(&mut self) -> u64 {
-        self.start.elapsed().as_micros() as u64
+    fn clock(&self) -> vmcirc::shell::Clock {
+        vmcirc::shell::host::clock
     }
     fn input_closed(&self) -> bool {
         self.closed

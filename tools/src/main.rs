@@ -4,6 +4,7 @@
 //! - `vmcirc term`: an interactive serial terminal for the real board.
 //! - `vmcirc hs`: heatshrink compress / decompress, and send to the board.
 //! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
+//! - `vmcirc install`: send a kernel image to the running kernel's `load` (chainloader).
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
 //!
@@ -26,6 +27,7 @@ mod golden;
 mod hostshell;
 mod hs;
 mod hs_send;
+mod install;
 mod link;
 mod qemu;
 mod runner;
@@ -93,6 +95,8 @@ enum Cmd {
         #[arg(long)]
         capacity: Option<usize>,
     },
+    /// Install kernel images on a running vmcirc kernel over the UART (its `load` command).
+    Install(install::InstallArgs),
     /// A fake board on stdin/stdout for testing `vmcirc script` without QEMU.
     #[command(hide = true)]
     FakeBoard(fake::FakeArgs),
@@ -196,6 +200,7 @@ fn main() -> ExitCode {
     let cancel = match &cli.cmd {
         Cmd::Term { .. }
         | Cmd::Script(_)
+        | Cmd::Install(_)
         | Cmd::Hs {
             cmd: HsCmd::Send(_),
         } => Cancel::on_signals(),
@@ -220,6 +225,7 @@ fn main() -> ExitCode {
             cmd: HsCmd::Send(args),
         } => hs_send::send(&args, cancel).map(|()| ExitCode::SUCCESS),
         Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
+        Cmd::Install(args) => install::run(args, cancel).map(|()| ExitCode::SUCCESS),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Supervise(args) => supervise::run(&args),
     };
