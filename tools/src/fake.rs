@@ -5,10 +5,12 @@
 //! `vmcirc> `, echoes typed bytes (ignoring escape sequences), wraps long echoes at
 //! 80 columns with `\n\r`, abandons the line on Ctrl-C (`^C` and a new prompt), and
 //! runs `help`, `echo ARGS`, `rx LEN` (binary-safe, any length in constant memory,
-//! then `rx LEN crc32=xxxxxxxx`), `exit` (quits, closing the link), and reports
-//! `error: ` lines for unknown commands and overlong lines. Flags make it misbehave
-//! on purpose (corrupt uploads, hang, ignore Ctrl-C), so the tests can prove that the
-//! runner notices.
+//! then `rx LEN crc32=xxxxxxxx`), `busy` (runs until Ctrl-C, dropping what is typed
+//! before it, like the kernel's long commands), `exit` (quits, closing the link), and
+//! reports `error: ` lines for unknown commands and overlong lines. Flags make it
+//! misbehave on purpose (corrupt uploads, hang, ignore Ctrl-C) or boot slowly,
+//! dropping what was sent meanwhile (as the kernel flushes its UART), so the tests
+//! can prove that the runner notices.
 
 use std::io::{self, BufReader, Read, Write};
 
@@ -24,6 +26,10 @@ pub struct FakeArgs {
     /// Ignore Ctrl-C (ring the bell), as a line editor without it would.
     #[arg(long)]
     no_ctrl_c: bool,
+    /// Take this many milliseconds to boot, then drop the input that arrived
+    /// meanwhile (the kernel flushes the UART FIFO while it initialises it).
+    #[arg(long, value_name = "MS")]
+    boot_delay: Option<u64>,
 }
 
 const MAX_LINE: usize = 200;
@@ -32,9 +38,14 @@ const PROMPT: &[u8] = b"vmcirc> ";
 
 /// Run the fake shell until end of input or `exit`.
 pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
-    let mut input = BufReader::new(io::stdin().lock()).bytes();
     let mut out = io::stdout().lock();
     out.write_all(b"fake vmcirc board\r\n\x1b[6n")?;
+    if let Some(ms) = args.boot_delay {
+        out.flush()?;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        flush_input()?;
+    }
+    let mut input = BufReader::new(io::stdin().lock()).bytes();
     let mut commands = 0usize;
     'prompt: loop {
         if args.hang_after.is_some_and(|n| commands >= n) {
@@ -136,11 +147,42 @@ pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
                 }
                 None => out.write_all(b"error: rx needs a length\r\n")?,
             },
+            Some("busy") => {
+                out.flush()?;
+                // Until Ctrl-C; what comes before it is dropped with it.
+                loop {
+                    match input.next() {
+                        None => return Ok(()),
+                        Some(b) => {
+                            if b? == 0x03 {
+                                break;
+                            }
+                        }
+                    }
+                }
+                out.write_all(b"busy: interrupted by Ctrl-C\r\n")?;
+            }
             Some("exit") => {
                 out.write_all(b"bye\r\n")?;
                 return Ok(());
             }
             Some(other) => write!(out, "error: unknown command `{other}`\r\n")?,
+        }
+    }
+}
+
+/// Drops the input that has arrived on stdin so far, without waiting for more.
+fn flush_input() -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let stdin = rustix::stdio::stdin();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        if poll(&mut fds, Some(&rustix::event::Timespec::default()))? == 0 {
+            return Ok(());
+        }
+        if rustix::io::read(stdin, &mut buf)? == 0 {
+            return Ok(());
         }
     }
 }

@@ -412,8 +412,8 @@ struct Session<'o> {
     win: Window,
     cursor: usize,
     /// How many prompts the shell owes so far: 1 for boot (or the prompts up to the
-    /// fresh one after attaching), one per line typed (`>`, each `paste` line, each
-    /// `\r`/`\n`/Ctrl-C in `raw`).
+    /// fresh one after attaching), one per line typed (`>`, each `paste` line) and
+    /// what `raw` bytes bring back ([`raw_owes`]).
     owed: usize,
     vars: Vars,
     closed: Option<String>,
@@ -725,20 +725,29 @@ impl<'o> Session<'o> {
                 "the prompt `{prompt}` (number {} of the session) after {w}, then to send the line",
                 self.owed
             ),
+            Step::Raw(_) | Step::SendFile(_) | Step::SendGen { .. } if self.t.prompts() == 0 => {
+                format!("the first prompt `{prompt}` (nothing is typed before it), then to send the bytes")
+            }
             Step::Raw(_) | Step::SendFile(_) | Step::SendGen { .. } => "to send the bytes".into(),
             _ => String::new(),
         }
     }
 
-    /// Before raw bytes: a running command must have taken its line (echo done), so
-    /// the bytes reach the command, not the line editor. At the prompt, they start an
-    /// open stream. `lines` is how many prompts the bytes will bring back.
-    fn before_raw(&mut self, lines: usize, label: String) -> Result<(), Fail> {
+    /// Before raw bytes: nothing is typed before the session's first prompt (a
+    /// booting kernel flushes its UART while it initialises it); a running command
+    /// must have taken its line (echo done), so the bytes reach the command, not the
+    /// line editor. At the prompt, they start an open stream. `owes(running)` is how
+    /// many prompts the bytes will bring back, given whether a command is running.
+    fn before_raw(&mut self, owes: impl Fn(bool) -> usize, label: String) -> Result<(), Fail> {
+        let t = self.step_timeout;
+        if self.t.prompts() == 0 {
+            self.finish_window(t)?;
+        }
         if self.win.end_prompt.is_some() && self.win.end.is_none() {
-            let t = self.step_timeout;
             self.wait_for(t, |s| Ok(s.win.out_start.map(|_| ())))?;
-            self.owed += lines;
+            self.owed += owes(true);
         } else {
+            let lines = owes(false);
             if let Some(end) = self.win.end {
                 self.cursor = self.cursor.max(end + self.t.prompt().len());
             }
@@ -789,10 +798,10 @@ impl<'o> Session<'o> {
         &mut self,
         chunks: impl Iterator<Item = Result<Vec<u8>, Fail>>,
         total: u64,
-        lines: usize,
+        owes: impl Fn(bool) -> usize,
         label: String,
     ) -> Result<(), Fail> {
-        self.before_raw(lines, label)?;
+        self.before_raw(owes, label)?;
         let mut digest = vmcirc::crc32::CRC32.digest();
         let mut len = 0u64;
         let counted = chunks.inspect(|c| {
@@ -848,12 +857,10 @@ impl<'o> Session<'o> {
             Step::Raw(text) => {
                 let label = format!("the output after `raw` (line {at})");
                 let bytes = text.literal();
-                let lines = bytes
-                    .iter()
-                    .filter(|&&b| matches!(b, b'\r' | b'\n' | 0x03))
-                    .count();
                 let total = bytes.len() as u64;
-                self.payload(std::iter::once(Ok(bytes)), total, lines, label)?;
+                let (at_prompt, running) = (raw_owes(&bytes, false), raw_owes(&bytes, true));
+                let owes = move |r| if r { running } else { at_prompt };
+                self.payload(std::iter::once(Ok(bytes)), total, owes, label)?;
             }
             Step::SendFile(path) => {
                 let full = self.opts.base_dir.join(path);
@@ -881,7 +888,7 @@ impl<'o> Session<'o> {
                     }
                 });
                 let label = format!("the output after `sendfile` (line {at})");
-                self.payload(chunks, total, 0, label)?;
+                self.payload(chunks, total, |_| 0, label)?;
             }
             Step::SendGen { len, seed, pin } => {
                 if let Some(pin) = pin {
@@ -894,7 +901,7 @@ impl<'o> Session<'o> {
                     }
                 }
                 let label = format!("the output after `sendgen` (line {at})");
-                self.payload(sendgen_chunks(*len, *seed), *len, 0, label)?;
+                self.payload(sendgen_chunks(*len, *seed), *len, |_| 0, label)?;
             }
             Step::Expect(text) => {
                 let needle = self.expand(text, None)?;
@@ -1052,6 +1059,27 @@ impl<'o> Session<'o> {
     }
 }
 
+/// How many prompts `raw` bytes bring back. At the prompt, each `\r`, `\n` and
+/// Ctrl-C does (a line run, a line abandoned). While a command runs, the bytes up to
+/// and including the first Ctrl-C go to the command: Ctrl-C stops it (its prompt is
+/// the one the command line already owes) and what was typed before it is dropped
+/// with it, as a terminal flushes typed-ahead input on an interrupt; the bytes after
+/// it reach the prompt that follows, so they count as at the prompt. Without a
+/// Ctrl-C, each `\r` or `\n` counts (typed ahead for the next prompt; data for a
+/// command that reads them goes with `sendfile`/`sendgen`).
+fn raw_owes(bytes: &[u8], running: bool) -> usize {
+    let ends = |b: &[u8]| b.iter().filter(|&&c| matches!(c, b'\r' | b'\n')).count();
+    let ctrl_c = |b: &[u8]| b.iter().filter(|&&c| c == 0x03).count();
+    match (running, bytes.iter().position(|&c| c == 0x03)) {
+        (true, Some(k)) => {
+            let after = &bytes[k + 1..];
+            ends(after) + ctrl_c(after)
+        }
+        (true, None) => ends(bytes),
+        (false, _) => ends(bytes) + ctrl_c(bytes),
+    }
+}
+
 /// The `sendgen` stream in chunks: splitmix64 from `seed`, 8 LE bytes a step
 /// ([`vmcirc::prng::SplitMix64`]), `len` bytes in all.
 fn sendgen_chunks(len: u64, seed: u64) -> impl Iterator<Item = Result<Vec<u8>, Fail>> {
@@ -1112,6 +1140,22 @@ mod tests {
         assert_eq!(nth_line_from_end(b"a\nb\nc\n", 2), 2);
         assert_eq!(nth_line_from_end(b"a\nb\nc\n", 24), 0);
         assert_eq!(context(b"abc", 1, usize::MAX), b"abc");
+    }
+
+    #[test]
+    fn raw_bytes_owe_prompts_by_where_they_land() {
+        // At the prompt: every line end and Ctrl-C.
+        assert_eq!(raw_owes(b"echo x\x03", false), 1);
+        assert_eq!(raw_owes(b"a\rb\n\x03", false), 3);
+        assert_eq!(raw_owes(b"\x1b[24;80R", false), 0);
+        // A running command takes the first Ctrl-C and what came before it.
+        assert_eq!(raw_owes(b"\x03", true), 0);
+        assert_eq!(raw_owes(b"ab\rc\x03", true), 0);
+        assert_eq!(raw_owes(b"\x03\x03", true), 1);
+        assert_eq!(raw_owes(b"\x03echo x\r", true), 1);
+        // Without Ctrl-C, line ends are typed ahead for the next prompt.
+        assert_eq!(raw_owes(b"x\ry\r", true), 2);
+        assert_eq!(raw_owes(b"hello", true), 0);
     }
 
     #[test]

@@ -13,16 +13,24 @@
 //! |---|---|
 //! | `> TEXT` (or `send TEXT`) | type a command: wait until the shell is idle at the prompt (`vmcirc> `), then send `TEXT` and the line ending (`\r`, what Enter sends). Its *output* is what the shell prints after echoing the line, up to the next prompt |
 //! | `paste N TEMPLATE` | send N command lines in one burst (`{i}` in TEMPLATE becomes 0..N-1), like pasting a block into a terminal; the output runs up to the N-th prompt |
-//! | `raw TEXT` | send TEXT now, no line ending added: keyboard input such as escape sequences, Ctrl-C (`\x03`) or a partial line, or data for a running command |
+//! | `raw TEXT` | send TEXT now, no line ending added: keyboard input such as escape sequences, Ctrl-C (`\x03`, which stops a running command) or a partial line, or data for a running command |
 //! | `sendfile PATH` | send a file's bytes (PATH relative to the script's folder) as data |
 //! | `sendgen N SEED [crc32=HEX]` | send N data bytes of a deterministic stream: splitmix64 seeded with SEED, each step's 64-bit output as 8 little-endian bytes, cut to N. With `crc32=HEX` the tool first checks that its own CRC-32 of the stream equals HEX (a value computed independently, e.g. with Python's `zlib.crc32`) |
 //!
 //! The tool counts the prompts the shell owes: one at boot, one per line sent by `>`
-//! or `paste`, and one per `\r`, `\n` or Ctrl-C (`\x03`) in `raw` text. "Idle" means
-//! all of them have arrived, so `raw echo x\x03` followed by `> echo y` cannot mistake
-//! the prompt that Ctrl-C brings back for the end of `echo y`. Data sent with
-//! `sendfile`/`sendgen` owes no prompt (a running command consumes it); don't put line
-//! ends in `raw` data that a command consumes, or use `sendfile`.
+//! or `paste`, and for `raw` text typed at the prompt one per `\r`, `\n` or Ctrl-C
+//! (`\x03`: it abandons the line and brings a new prompt). "Idle" means all of them
+//! have arrived, so `raw echo x\x03` followed by `> echo y` cannot mistake the prompt
+//! that Ctrl-C brings back for the end of `echo y`. `raw` sent while a command runs
+//! (its prompt has not come back yet) goes to the command: the first Ctrl-C in it
+//! stops the command and owes no prompt (the command's own prompt follows); what is
+//! typed before that Ctrl-C goes with it (the shell drops type-ahead on an
+//! interrupt, as a terminal does), and what follows it reaches the next prompt and
+//! counts as typed there. Without a Ctrl-C, each `\r` or `\n` counts (typed ahead).
+//! So to type at the prompt after a command, `wait-prompt` first; to stop a long
+//! command, `raw \x03` while it runs. Data sent with `sendfile`/`sendgen` owes no
+//! prompt (a running command consumes it); don't put line ends or Ctrl-C in `raw`
+//! data that a command consumes, or use `sendfile`.
 //!
 //! Counts are bounded by what a session can do, not by memory: `paste` and
 //! `expect-each` take at most 10,000,000 lines and `sendgen` at most 2^40 bytes
@@ -30,6 +38,9 @@
 //! the lines and bytes as the target takes them (and checks lines as they arrive),
 //! so a large count costs time, bounded by the timeouts, never memory.
 //!
+//! Nothing is sent before the session's first prompt (the boot prompt, or the fresh
+//! one after attaching): a booting kernel flushes its UART while it initialises it,
+//! so even a `raw` first step waits for it.
 //! `raw`, `sendfile` and `sendgen` sent while a command runs go to that command (e.g.
 //! the bytes for `rx`): they wait until the shell has echoed the command line, so the
 //! bytes cannot land in the line editor. Sent when the shell is idle, they open a new

@@ -244,11 +244,11 @@ fn no_target_process_is_left_behind() {
 
 #[test]
 fn raw_typing_at_the_prompt_is_accounted_for() {
-    // Ctrl-C typed at the prompt brings back one more prompt; the next command's
-    // output must start after it, whatever the timing.
+    // Ctrl-C typed at the prompt (once `wait-prompt` saw it) brings back one more
+    // prompt; the next command's output must start after it, whatever the timing.
     for _ in 0..5 {
         let r = run(
-            "> echo one\nexpect-line one\nraw echo abandoned\\x03\n> echo after\nexpect-line after\nexpect-not abandoned\n",
+            "> echo one\nexpect-line one\nwait-prompt\nraw echo abandoned\\x03\n> echo after\nexpect-line after\nexpect-not abandoned\n",
             "",
         );
         assert_eq!(r.code, 0);
@@ -257,6 +257,50 @@ fn raw_typing_at_the_prompt_is_accounted_for() {
     let r = run(
         "> rx 5\nraw hello\nexpect-line rx 5 crc32=${crc32}\n> echo next\nexpect-line next\n",
         "",
+    );
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn raw_ctrl_c_stops_a_running_command_without_owing_a_prompt() {
+    // The Ctrl-C that stops `busy` brings no prompt of its own: the next command
+    // must not wait for one (`timeout 3` keeps a wrong count from taking long).
+    let r = run(
+        "timeout 3\n> busy\nraw \\x03\nexpect-line busy: interrupted by Ctrl-C\n\
+         > echo after\nexpect-line after\n",
+        "",
+    );
+    assert_eq!(r.code, 0);
+    // A second Ctrl-C reaches the prompt that follows and abandons its line: that
+    // one brings a prompt, which the next command's output must not start at.
+    let r = run(
+        "timeout 3\n> busy\nraw \\x03\\x03\nexpect-line busy: interrupted by Ctrl-C\n\
+         > echo after\nexpect-line after\n",
+        "",
+    );
+    assert_eq!(r.code, 0);
+    // A command that reads data takes Ctrl-C as data.
+    let r = run(
+        "timeout 3\n> rx 3\nraw a\\x03b\nexpect-line rx 3 crc32=${crc32}\n> echo after\nexpect-line after\n",
+        "",
+    );
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn raw_as_the_first_step_waits_for_the_boot_prompt() {
+    // The board drops what arrives while it boots: typed before the prompt, the
+    // line would be lost.
+    let r = run(
+        "timeout 5\nraw echo early\\r\nexpect-line early\n> echo next\nexpect-line next\n",
+        "--boot-delay 700",
+    );
+    assert_eq!(r.code, 0);
+    assert!(r.took >= Duration::from_millis(700), "took {:?}", r.took);
+    // So do the other sends (here `sendgen` after `> rx` is typed at the prompt).
+    let r = run(
+        "timeout 5\n> rx 16\nsendgen 16 3\nexpect-line rx 16 crc32=${crc32}\n",
+        "--boot-delay 700",
     );
     assert_eq!(r.code, 0);
 }
