@@ -247,7 +247,7 @@ impl Platform for BoardPlatform<'_> {
         self.memory.rings()
     }
 
-    fn create_mirror(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
+    fn create_mirror_units(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
         let mib = u32::try_from(mib).unwrap_or(u32::MAX);
         match self.memory.create_mirror(mib) {
             None => Err(PlatformError::from("no free RAM above the kernel")),

@@ -9,6 +9,7 @@
 use super::host::HostPlatform;
 use super::testio::MemConsole;
 use super::*;
+use crate::vmcirc::ByteRing;
 use proptest::prelude::*;
 use std::string::String;
 use std::vec::Vec;

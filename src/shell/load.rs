@@ -159,8 +159,8 @@ mod tests {
         fn rings(&mut self) -> &mut Rings<MemfdMirror> {
             self.host.rings()
         }
-        fn create_mirror(&mut self, mib: u64) -> Result<MemfdMirror, PlatformError> {
-            self.host.create_mirror(mib)
+        fn create_mirror_units(&mut self, mib: u64) -> Result<MemfdMirror, PlatformError> {
+            self.host.create_mirror_units(mib)
         }
         fn destroy_mirror(&mut self, mirror: MemfdMirror) {
             self.host.destroy_mirror(mirror)

@@ -218,7 +218,7 @@ fn cmd_ring<'a, C: Console, P: Platform>(
                 return Err(CmdError::Msg("ring new: too many rings (free one first)"));
             }
             let mirror = p
-                .create_mirror(mib)
+                .create_mirror_units(mib)
                 .map_err(|e| CmdError::Refused("ring new", e))?;
             match p.rings().add(mirror) {
                 Ok(id) => {
@@ -712,14 +712,8 @@ fn cmd_stress<'a, C: Console, P: Platform>(
         t_mirror = r;
         if !t_mirror.interrupted {
             // The modular ring over the first copy of the same store.
-            let cap = s.ring.capacity();
-            let base = s.ring.mirror().base();
-            // SAFETY: [base, base + cap) is the mirror's first copy, valid and
-            // initialised (Mirror contract); the ring is empty and not used while
-            // this slice lives (`s` is borrowed mutably for the whole block).
-            let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
-            let mut modular =
-                ModularRing::new(store).map_err(|_| CmdError::Msg("stress: empty ring"))?;
+            let mut modular = ModularRing::new(s.ring.store_mut())
+                .map_err(|_| CmdError::Msg("stress: empty ring"))?;
             let mut stop = || io.interrupted();
             let r = stress_pass(&mut modular, total, max_chunk, seed, &mut now, &mut stop);
             r.report(&mut Out(io), "modular", total);
@@ -807,7 +801,7 @@ fn cmd_bench<'a, C: Console, P: Platform>(
     for chunk in [1usize, 16, 64, 512, 4096] {
         let chunk = chunk.min(s.ring.capacity());
         let mut stop = || io.interrupted();
-        // `clear` keeps the position, so successive transfers keep crossing the wrap.
+        // Each transfer drains the ring, so the next one starts over at the start.
         let tm = bench_pass(
             &mut s.ring,
             chunk,
@@ -817,13 +811,8 @@ fn cmd_bench<'a, C: Console, P: Platform>(
             &mut now,
             &mut stop,
         );
-        let cap = s.ring.capacity();
-        let base = s.ring.mirror().base();
-        // SAFETY: as in `stress`: the first copy of the store, used only while
-        // the (cleared) mirrored ring is not.
-        let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
         let mut modular =
-            ModularRing::new(store).map_err(|_| CmdError::Msg("bench: empty ring"))?;
+            ModularRing::new(s.ring.store_mut()).map_err(|_| CmdError::Msg("bench: empty ring"))?;
         let tr = match tm {
             Some(_) => bench_pass(
                 &mut modular,
