@@ -33,7 +33,15 @@ fn snapshot(p: &mut HostPlatform) -> Snapshot {
                     s.id,
                     s.ring.capacity(),
                     s.ring.len(),
-                    s.ring.read_offset(),
+                    // An empty ring has no position to keep: its next write starts
+                    // over at the start of the store (the FIFO rewind, see
+                    // `vmcirc::ByteRing`), so preparing a write that then fails
+                    // may move it there. Its data, counters and totals may not change.
+                    if s.ring.is_empty() {
+                        0
+                    } else {
+                        s.ring.read_offset()
+                    },
                     s.pushed,
                     s.popped,
                     crate::crc32::crc32(s.ring.peek()),
