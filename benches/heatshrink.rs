@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use vmcirc::heatshrink::{Decoder, Status, StreamDecoder, Window};
-use vmcirc::vmcirc::{MirrorRing, ModularRing};
+use vmcirc::{ByteRing, MirrorRing, ModularRing};
 
 /// (file, W, L, reference C static, reference C dynamic, tight modular C), MB/s.
 const BASELINE: &[(&str, u8, u8, f64, f64, f64)] = &[

@@ -27,7 +27,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use ringbuf::traits::{Consumer as _, Producer as _};
 use ringbuf::HeapRb;
-use vmcirc::vmcirc::{MirrorRing, ModularRing};
+use vmcirc::{ByteRing, MirrorRing, ModularRing};
 
 const CHUNKS: [usize; 6] = [1, 7, 64, 1500, 4096, 65536];
 const RINGS: [usize; 2] = [64 << 10, 1 << 20];

@@ -4,9 +4,11 @@
 //! Raspberry Pi kernel (`src/main.rs`, target `armv6-none-eabi`) and on Linux
 //! (feature `std`). The split follows the usual generic / CPU / board layering:
 //!
-//! - [`vmcirc`]: the one ring implementation (mirrored and modular), generic over a
-//!   [`vmcirc::Mirror`] that a backend supplies: the Pi maps 1 MiB sections twice
-//!   ([`mmu`]), Linux maps a memfd twice (`vmcirc::linux`, feature `std`).
+//! - [`vmcirc`]: the one ring implementation (mirrored and modular, one
+//!   [`ByteRing`] interface), generic over a [`Mirror`] that a backend supplies:
+//!   the Pi maps 1 MiB sections twice ([`mmu`]), Linux maps a memfd twice
+//!   ([`MemfdMirror`], feature `std`). Its public types are re-exported here:
+//!   `vmcirc::MirrorRing` is `vmcirc::vmcirc::MirrorRing`.
 //! - [`heatshrink`]: an LZSS decoder/encoder whose window is a ring.
 //! - [`shell`]: the line-oriented command shell, generic over `embedded-io` and a
 //!   [`shell::Platform`], so the kernel and host tests run the same code.
@@ -35,3 +37,9 @@ pub mod prng;
 pub mod shell;
 pub mod uart;
 pub mod vmcirc;
+
+/// The Linux/Unix mirrored ring (feature `std`).
+#[cfg(all(unix, any(feature = "std", test)))]
+pub use vmcirc::{Backend, MemfdMirror, MirrorOptions, MirrorRing};
+/// The public ring types (the backend-building blocks stay in [`vmcirc`]).
+pub use vmcirc::{ByteRing, Mirror, ModularRing, Ring, RingError};

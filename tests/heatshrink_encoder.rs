@@ -1,13 +1,14 @@
 //! The encoder against the reference: for every (W, L) in the manifest, the total
 //! compressed size of the corpus (every original except the hand-made `crafted_*`
-//! streams) is within 2% of the reference encoder's total, and every stream decodes
-//! back to its original.
+//! streams) is 0.8-3.5% smaller than the reference encoder's total, as the README
+//! says (the encoder is deterministic, so these are exact figures: 0.81% at W=8
+//! L=4 up to 3.54% at W=14 L=7), and every stream decodes back to its original.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use vmcirc::heatshrink::{Encoder, EncoderBuffers, Status, StreamDecoder};
-use vmcirc::vmcirc::ModularRing;
+use vmcirc::ModularRing;
 
 fn encode(enc: &mut Encoder<&mut EncoderBuffers>, data: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; data.len() + data.len() / 4 + 16];
@@ -32,7 +33,7 @@ fn decode(stream: &[u8], w: u8, l: u8, size: usize) -> Vec<u8> {
 }
 
 #[test]
-fn within_two_percent_of_reference() {
+fn smaller_than_the_reference_as_the_readme_says() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/heatshrink");
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut bufs = Box::new(EncoderBuffers::new());
@@ -60,9 +61,10 @@ fn within_two_percent_of_reference() {
     for ((w, l), (ours, reference)) in totals {
         let ratio = ours as f64 / reference as f64;
         println!("w{w} l{l}: ours {ours} reference {reference} ratio {ratio:.4}");
+        // README: "1-3.5% smaller" would be false at W=8 (0.81%); it says 0.8-3.5%.
         assert!(
-            ratio <= 1.02,
-            "w{w} l{l}: {ours} vs reference {reference} ({ratio:.4})"
+            (0.9645..=0.992).contains(&ratio),
+            "w{w} l{l}: {ours} vs reference {reference} ({ratio:.4}): not 0.8-3.5% smaller, update the README"
         );
     }
 }

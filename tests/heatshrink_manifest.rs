@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use vmcirc::heatshrink::{Decoder, Error, Status, StreamDecoder, Window};
-use vmcirc::vmcirc::ModularRing;
+use vmcirc::{ByteRing, ModularRing};
 
 struct Row {
     file: String,
@@ -85,7 +85,7 @@ fn zero_copy<W: Window>(
     let mut dec = Decoder::new(row.w, row.l).unwrap();
     let mut out = Vec::with_capacity(row.size);
     let mut drain_some = |window: &mut W, out: &mut Vec<u8>| {
-        let n = drain.unwrap_or(usize::MAX).min(window.buffered());
+        let n = drain.unwrap_or(usize::MAX).min(window.len());
         read(window, n, out);
     };
     for chunk in row.stream.chunks(piece.max(1)) {
@@ -108,7 +108,7 @@ fn zero_copy<W: Window>(
             break;
         }
     }
-    while window.buffered() > 0 {
+    while window.len() > 0 {
         drain_some(window, &mut out);
     }
     out

@@ -17,7 +17,7 @@
 
 use proptest::prelude::*;
 use vmcirc::heatshrink::{Decoder, Encoder, EncoderBuffers, Error, Status, StreamDecoder, Window};
-use vmcirc::vmcirc::ModularRing;
+use vmcirc::ModularRing;
 
 /// The format, one bit at a time: (output, bits left over after the last token).
 fn naive_decode(stream: &[u8], w: u32, l: u32) -> (Vec<u8>, usize) {
@@ -81,7 +81,7 @@ fn decode_with<W: Window>(
     let mut out = Vec::new();
     let mut buf = vec![0u8; drain];
     let mut read = |window: &mut W, out: &mut Vec<u8>| {
-        let n = window.drain_into(&mut buf);
+        let n = window.pop_into(&mut buf);
         out.extend_from_slice(&buf[..n]);
     };
     let mut result = None;
@@ -115,7 +115,7 @@ fn decode_with<W: Window>(
             }
         },
     };
-    while window.buffered() > 0 {
+    while window.len() > 0 {
         read(window, &mut out);
     }
     (out, result)
@@ -415,7 +415,7 @@ fn strict_decode_with<W: Window>(
         assert_eq!(dec.decode(stream, window), Err(e));
         assert_eq!(dec.decode(&[], window), Err(e));
         assert_eq!(dec.finish(window), Err(e));
-        assert_eq!(window.buffered(), 0, "published more after the error");
+        assert_eq!(window.len(), 0, "published more after the error");
     }
     (out, result)
 }

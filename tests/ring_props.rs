@@ -1,13 +1,14 @@
 //! Property tests: the mirrored ring (memfd backend, 1, 2 and 16 pages) and the
-//! modular ring (small odd capacities and a page) against a `VecDeque` model, for
-//! random sequences of every operation, with chunk sizes chosen around the
-//! boundaries (0, 1, len, remaining, capacity, +-1, and random up to 2N).
+//! modular ring (small odd capacities and a page) against a model of the store
+//! (every storage byte, the read position and the length; `VecDeque` semantics for
+//! the buffered bytes), for random sequences of every operation, with chunk sizes
+//! chosen around the boundaries (0, 1, len, remaining, capacity, +-1, and random
+//! up to 2N). The model also holds the FIFO rewind (a write-side call on an empty
+//! ring starts over at offset 0) and the LZ77 history a `history_view` shows.
 #![cfg(all(unix, feature = "std"))]
 
-use std::collections::VecDeque;
-
 use proptest::prelude::*;
-use vmcirc::vmcirc::{ByteRing, MirrorRing, ModularRing, RingError};
+use vmcirc::{ByteRing, MirrorRing, ModularRing, RingError};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -16,7 +17,7 @@ enum Op {
     PopInto(u32),
     WriteCommit(u32, u32, u64),
     ReadConsume(u32),
-    CopyBack(u32, u32),
+    HistoryCopy(u32, u32),
     Clear,
 }
 
@@ -27,7 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u32>().prop_map(Op::PopInto),
         2 => (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(a, b, d)| Op::WriteCommit(a, b, d)),
         2 => any::<u32>().prop_map(Op::ReadConsume),
-        3 => (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Op::CopyBack(a, b)),
+        3 => (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Op::HistoryCopy(a, b)),
         1 => Just(Op::Clear),
     ]
 }
@@ -61,180 +62,240 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// The model: every byte ever appended (`stream`), and how many were consumed.
+/// What the tests need beyond [`ByteRing`]: positions, the raw store, and an LZ77
+/// copy through the kind's `history_view`.
+trait Kind: ByteRing {
+    const MIRRORED: bool;
+    fn offsets(&self) -> (usize, usize);
+    /// The `capacity` storage bytes, in storage order.
+    fn storage(&mut self) -> Vec<u8>;
+    /// Appends `count` bytes copied one at a time from `distance` behind the
+    /// write position; `false` (nothing changed) when the view keeping
+    /// `distance` bytes of history has less room than `count`.
+    fn lz_copy(&mut self, distance: usize, count: usize) -> bool;
+}
+
+impl Kind for MirrorRing {
+    const MIRRORED: bool = true;
+    fn offsets(&self) -> (usize, usize) {
+        (self.read_offset(), self.write_offset())
+    }
+    fn storage(&mut self) -> Vec<u8> {
+        let w = self.window();
+        let n = w.len() / 2;
+        assert_eq!(&w[..n], &w[n..], "the two copies differ");
+        self.store_mut().to_vec()
+    }
+    fn lz_copy(&mut self, distance: usize, count: usize) -> bool {
+        let (buf, pos) = self.history_view(distance);
+        assert_eq!(pos, distance);
+        if buf.len() - pos < count {
+            return false;
+        }
+        for i in 0..count {
+            buf[pos + i] = buf[pos + i - distance];
+        }
+        self.commit(count).unwrap();
+        true
+    }
+}
+
+impl Kind for ModularRing<Vec<u8>> {
+    const MIRRORED: bool = false;
+    fn offsets(&self) -> (usize, usize) {
+        (self.read_offset(), self.write_offset())
+    }
+    fn storage(&mut self) -> Vec<u8> {
+        self.store().clone()
+    }
+    fn lz_copy(&mut self, distance: usize, count: usize) -> bool {
+        let (store, w, room) = self.history_view(distance);
+        let cap = store.len();
+        if room < count {
+            return false;
+        }
+        for i in 0..count {
+            store[(w + i) % cap] = store[(w + i + cap - distance) % cap];
+        }
+        self.commit(count).unwrap();
+        true
+    }
+}
+
+/// The model: every storage byte, the read position and the length.
 struct Model {
     cap: usize,
-    stream: Vec<u8>,
-    read: usize,
+    store: Vec<u8>,
+    rpos: usize,
+    len: usize,
 }
 
 impl Model {
-    fn len(&self) -> usize {
-        self.stream.len() - self.read
+    fn new(cap: usize) -> Self {
+        Model {
+            cap,
+            store: vec![0; cap],
+            rpos: 0,
+            len: 0,
+        }
     }
-    fn buffered(&self) -> VecDeque<u8> {
-        self.stream[self.read..].iter().copied().collect()
+    fn wpos(&self) -> usize {
+        (self.rpos + self.len) % self.cap
     }
-    fn hist(&self, back: usize) -> u8 {
-        // byte `back` positions behind the end of the stream; 0 before the start
-        self.stream
-            .len()
-            .checked_sub(back)
-            .map_or(0, |p| self.stream[p])
+    fn buffered(&self) -> Vec<u8> {
+        (0..self.len)
+            .map(|i| self.store[(self.rpos + i) % self.cap])
+            .collect()
+    }
+    /// A write-side call: an empty ring starts over at 0.
+    fn write_side(&mut self) {
+        if self.len == 0 {
+            self.rpos = 0;
+        }
+    }
+    fn append(&mut self, data: &[u8]) {
+        for &b in data {
+            let w = self.wpos();
+            self.store[w] = b;
+            self.len += 1;
+        }
+    }
+    fn consume(&mut self, n: usize) {
+        self.rpos = (self.rpos + n) % self.cap;
+        self.len -= n;
     }
 }
 
-fn check<R: ByteRing>(r: &mut R, m: &Model, mirrored: bool) -> Result<(), TestCaseError> {
+fn check<R: Kind>(r: &mut R, m: &Model) -> Result<(), TestCaseError> {
     let cap = m.cap;
     prop_assert_eq!(r.capacity(), cap);
-    prop_assert_eq!(r.len(), m.len());
-    prop_assert_eq!(r.remaining(), cap - m.len());
-    prop_assert_eq!(r.is_empty(), m.len() == 0);
-    prop_assert_eq!(r.is_full(), m.len() == cap);
+    prop_assert_eq!(r.len(), m.len);
+    prop_assert_eq!(r.remaining(), cap - m.len);
+    prop_assert_eq!(r.is_empty(), m.len == 0);
+    prop_assert_eq!(r.is_full(), m.len == cap);
     let (a, b) = r.readable_parts();
     let mut got = a.to_vec();
     got.extend_from_slice(b);
-    prop_assert!(got.iter().copied().eq(m.buffered()));
-    let mut peeked = vec![0u8; m.len() / 2 + 1];
-    let n = r.peek_into(&mut peeked);
-    prop_assert_eq!(n, peeked.len().min(m.len()));
-    prop_assert_eq!(&peeked[..n], &got[..n]);
-    let (ro, wo) = (r.read_offset(), r.write_offset());
-    prop_assert_eq!(ro, m.read % cap);
-    prop_assert_eq!(wo % cap, m.stream.len() % cap);
-    if mirrored {
+    prop_assert_eq!(&got, &m.buffered());
+    if R::MIRRORED {
         prop_assert!(b.is_empty());
-        prop_assert!(ro < cap && wo >= ro && wo - ro == m.len());
-        prop_assert_eq!(r.writable().len(), cap - m.len());
-    } else {
-        prop_assert!(wo < cap);
-        prop_assert_eq!(r.writable().len(), (cap - m.len()).min(cap - wo));
     }
-    for reserve in [0, 1, m.len(), cap, cap + 1] {
-        prop_assert_eq!(
-            r.history_space(reserve),
-            cap - m.len().max(reserve.min(cap))
-        );
+    let mut peeked = vec![0u8; m.len / 2 + 1];
+    let n = r.peek_into(&mut peeked);
+    prop_assert_eq!(n, peeked.len().min(m.len));
+    prop_assert_eq!(&peeked[..n], &got[..n]);
+    let (ro, wo) = r.offsets();
+    prop_assert_eq!(ro, m.rpos);
+    if R::MIRRORED {
+        prop_assert_eq!(wo, m.rpos + m.len);
+    } else {
+        prop_assert_eq!(wo, m.wpos());
+    }
+    prop_assert_eq!(&r.storage(), &m.store);
+    for reserve in [0, 1, m.len, cap, cap + 1] {
+        prop_assert_eq!(r.history_space(reserve), cap - m.len.max(reserve.min(cap)));
     }
     Ok(())
 }
 
-fn run<R: ByteRing>(r: &mut R, ops: &[Op], mirrored: bool) -> Result<(), TestCaseError> {
+fn run<R: Kind>(r: &mut R, ops: &[Op]) -> Result<(), TestCaseError> {
     let cap = r.capacity();
-    let mut m = Model {
-        cap,
-        stream: Vec::new(),
-        read: 0,
-    };
-    check(r, &m, mirrored)?;
+    let mut m = Model::new(cap);
+    check(r, &m)?;
     for op in ops {
         match *op {
             Op::Push(sel, seed) => {
-                let data = bytes(size(sel, cap, cap - m.len()), seed);
+                let data = bytes(size(sel, cap, cap - m.len), seed);
                 let n = r.push(&data);
-                prop_assert_eq!(n, data.len().min(cap - m.len()));
-                m.stream.extend_from_slice(&data[..n]);
+                prop_assert_eq!(n, data.len().min(cap - m.len));
+                m.write_side();
+                m.append(&data[..n]);
             }
             Op::Pop(sel) => {
-                let want = size(sel, cap, m.len());
+                let want = size(sel, cap, m.len);
                 let n = r.pop(want);
-                prop_assert_eq!(n, want.min(m.len()));
-                m.read += n;
+                prop_assert_eq!(n, want.min(m.len));
+                m.consume(n);
             }
             Op::PopInto(sel) => {
-                let mut buf = vec![0xEEu8; size(sel, cap, m.len())];
+                let mut buf = vec![0xEEu8; size(sel, cap, m.len)];
                 let n = r.pop_into(&mut buf);
-                prop_assert_eq!(n, buf.len().min(m.len()));
-                prop_assert_eq!(&buf[..n], &m.stream[m.read..m.read + n]);
-                m.read += n;
+                prop_assert_eq!(n, buf.len().min(m.len));
+                prop_assert_eq!(&buf[..n], &m.buffered()[..n]);
+                m.consume(n);
             }
             Op::WriteCommit(a, b, seed) => {
-                let w = r.writable();
-                let k = size(a, cap, w.len()).min(w.len());
+                m.write_side();
+                let (first, second) = r.writable_parts();
+                let free = cap - m.len;
+                prop_assert_eq!(first.len() + second.len(), free);
+                if R::MIRRORED {
+                    prop_assert!(second.is_empty());
+                } else {
+                    prop_assert_eq!(first.len(), free.min(cap - m.wpos()));
+                }
+                let k = size(a, cap, first.len()).min(first.len());
                 let data = bytes(k, seed);
-                w[..k].copy_from_slice(&data);
+                first[..k].copy_from_slice(&data);
                 // A commit beyond the free space is refused and changes nothing.
-                let too = cap - m.len() + 1 + (b as usize % 3);
+                let too = free + 1 + (b as usize % 3);
                 prop_assert_eq!(
                     r.commit(too),
                     Err(RingError::Overflow {
                         requested: too,
-                        available: cap - m.len()
+                        available: free
                     })
                 );
                 r.commit(k).unwrap();
-                m.stream.extend_from_slice(&data);
+                m.append(&data);
             }
             Op::ReadConsume(sel) => {
-                let want = size(sel, cap, m.len());
-                if want > m.len() {
+                let want = size(sel, cap, m.len);
+                if want > m.len {
                     prop_assert_eq!(
                         r.consume(want),
                         Err(RingError::Underflow {
                             requested: want,
-                            available: m.len()
+                            available: m.len
                         })
                     );
                 } else {
                     let (a, b) = r.readable_parts();
                     let first = want.min(a.len());
-                    prop_assert_eq!(&a[..first], &m.stream[m.read..m.read + first]);
-                    prop_assert_eq!(&b[..want - first], &m.stream[m.read + first..m.read + want]);
+                    let model = m.buffered();
+                    prop_assert_eq!(&a[..first], &model[..first]);
+                    prop_assert_eq!(&b[..want - first], &model[first..want]);
                     r.consume(want).unwrap();
-                    m.read += want;
+                    m.consume(want);
                 }
             }
-            Op::CopyBack(ds, cs) => {
-                let distance = match ds % 6 {
-                    0 => 0,
-                    1 => cap,
-                    2 => cap + 1,
-                    3 => 1 + (ds as usize >> 3) % 4,
+            Op::HistoryCopy(ds, cs) => {
+                let distance = match ds % 4 {
+                    0 => cap,
+                    1 => 1 + (ds as usize >> 3) % 4,
                     _ => 1 + (ds as usize >> 3) % cap,
-                };
-                let count = size(cs, cap, cap - m.len());
-                let res = r.copy_back(distance, count);
-                if distance == 0 || distance > cap {
-                    prop_assert_eq!(
-                        res,
-                        Err(RingError::BadDistance {
-                            distance,
-                            capacity: cap
-                        })
-                    );
-                } else if count > cap - m.len() {
-                    prop_assert_eq!(
-                        res,
-                        Err(RingError::Overflow {
-                            requested: count,
-                            available: cap - m.len()
-                        })
-                    );
-                } else {
-                    prop_assert_eq!(res, Ok(()));
+                }
+                .min(cap);
+                let count = size(cs, cap, cap - m.len.max(distance));
+                let room = cap - m.len.max(distance);
+                let done = r.lz_copy(distance, count);
+                prop_assert_eq!(done, count <= room);
+                if done {
                     for _ in 0..count {
-                        let b = m.hist(distance);
-                        m.stream.push(b);
+                        let w = m.wpos();
+                        let b = m.store[(w + cap - distance) % cap];
+                        m.append(&[b]);
                     }
                 }
             }
             Op::Clear => {
                 r.clear();
-                m.read = m.stream.len();
+                m.consume(m.len);
             }
         }
-        check(r, &m, mirrored)?;
+        check(r, &m)?;
     }
-    // The whole history (last N bytes) is still there: copy it out with copy_back.
-    r.clear();
-    let before = m.stream.len();
-    r.copy_back(cap, cap).unwrap();
-    for _ in 0..cap {
-        let b = m.hist(cap);
-        m.stream.push(b);
-    }
-    m.read = before;
-    check(r, &m, mirrored)
+    Ok(())
 }
 
 fn page() -> usize {
@@ -247,26 +308,26 @@ proptest! {
     #[test]
     fn mirrored_one_page(ops in prop::collection::vec(op(), 1..80)) {
         let mut r = MirrorRing::with_capacity(page()).unwrap();
-        run(&mut r, &ops, true)?;
+        run(&mut r, &ops)?;
     }
 
     #[test]
     fn mirrored_two_pages(ops in prop::collection::vec(op(), 1..80)) {
         let mut r = MirrorRing::with_capacity(2 * page()).unwrap();
-        run(&mut r, &ops, true)?;
+        run(&mut r, &ops)?;
     }
 
     #[test]
     fn modular_odd(cap in prop::sample::select(vec![1usize, 2, 3, 5, 7, 13, 31, 4097]),
                    ops in prop::collection::vec(op(), 1..120)) {
         let mut r = ModularRing::new(vec![0u8; cap]).unwrap();
-        run(&mut r, &ops, false)?;
+        run(&mut r, &ops)?;
     }
 
     #[test]
     fn modular_pages(pages in 1usize..3, ops in prop::collection::vec(op(), 1..80)) {
         let mut r = ModularRing::new(vec![0u8; pages * page()]).unwrap();
-        run(&mut r, &ops, false)?;
+        run(&mut r, &ops)?;
     }
 }
 
@@ -276,17 +337,18 @@ proptest! {
     #[test]
     fn mirrored_sixteen_pages(ops in prop::collection::vec(op(), 1..60)) {
         let mut r = MirrorRing::with_capacity(16 * page()).unwrap();
-        run(&mut r, &ops, true)?;
+        run(&mut r, &ops)?;
     }
 
     #[test]
     fn modular_sixteen_pages(ops in prop::collection::vec(op(), 1..60)) {
         let mut r = ModularRing::new(vec![0u8; 16 * page()]).unwrap();
-        run(&mut r, &ops, false)?;
+        run(&mut r, &ops)?;
     }
 }
 
-/// Both rings agree with each other on one long deterministic sequence.
+/// Both rings agree with each other (data, positions and history) on one long
+/// deterministic sequence.
 #[test]
 fn both_rings_same_sequence() {
     let cap = page();
@@ -310,7 +372,7 @@ fn both_rings_same_sequence() {
             1 => {
                 let dist = 1 + (x >> 20) as usize % cap;
                 let cnt = k % 300;
-                assert_eq!(a.copy_back(dist, cnt), b.copy_back(dist, cnt));
+                assert_eq!(a.lz_copy(dist, cnt), b.lz_copy(dist, cnt));
             }
             _ => {
                 let mut x1 = vec![0; k];
@@ -319,5 +381,7 @@ fn both_rings_same_sequence() {
                 assert_eq!(x1, x2);
             }
         }
+        assert_eq!(a.read_offset(), b.read_offset());
     }
+    assert_eq!(a.storage(), b.storage());
 }

@@ -211,7 +211,9 @@ impl Decoder {
                 (c, out.written, s)
             }
         };
-        window.publish(written);
+        // `written` is at most the view's room; a bad count would be refused.
+        let done = window.commit(written);
+        debug_assert!(done.is_ok());
         match status {
             Stop::NeedInput => Ok((consumed, Status::NeedInput)),
             Stop::OutputFull => Ok((consumed, Status::OutputFull)),
@@ -252,7 +254,7 @@ impl Decoder {
 
     /// The decode loop over one output cursor.
     #[inline(always)]
-    fn run<O: Out>(&mut self, input: &[u8], out: &mut O) -> (usize, Stop) {
+    fn run<O: Cursor>(&mut self, input: &[u8], out: &mut O) -> (usize, Stop) {
         let produced0 = self.produced as usize;
         let wsize = 1usize << self.wbits;
         let mut ip = 0;
@@ -281,7 +283,7 @@ impl Decoder {
     /// Continues the pending copy as far as the room allows; false if it is still
     /// not complete.
     #[inline]
-    fn pending_copy<O: Out>(&mut self, out: &mut O, produced0: usize) -> bool {
+    fn pending_copy<O: Cursor>(&mut self, out: &mut O, produced0: usize) -> bool {
         let d = usize::from(self.copy_dist);
         let mut k = usize::from(self.copy_left).min(out.room());
         self.copy_left -= k as u16;
@@ -315,7 +317,7 @@ impl Decoder {
     /// becomes the pending copy; in strict mode one reaching before the start of the
     /// stream is an error and stays unconsumed.
     #[inline(never)]
-    fn slow_token<O: Out>(
+    fn slow_token<O: Cursor>(
         &mut self,
         input: &[u8],
         ip: &mut usize,
@@ -363,7 +365,7 @@ impl Decoder {
     /// variant runs once `2^W` bytes have been produced (no reference can reach
     /// before the stream start any more); the other one stops when that happens.
     #[inline(always)]
-    fn fast<O: Out, const WARM: bool>(
+    fn fast<O: Cursor, const WARM: bool>(
         &mut self,
         input: &[u8],
         out: &mut O,
@@ -415,7 +417,7 @@ impl Decoder {
 /// literals and references costs no mispredicted branches. Only long, overlapping
 /// and pre-stream copies branch off.
 #[inline(always)]
-fn token<O: Out, const WARM: bool>(
+fn token<O: Cursor, const WARM: bool>(
     acc: &mut u64,
     nbits: &mut u32,
     out: &mut O,
@@ -449,7 +451,7 @@ fn token<O: Out, const WARM: bool>(
 /// A back-reference reaching before the start of the stream: zeros, then the rest.
 #[cold]
 #[inline(never)]
-fn cold_copy<O: Out>(out: &mut O, d: usize, n: usize, produced0: usize) {
+fn cold_copy<O: Cursor>(out: &mut O, d: usize, n: usize, produced0: usize) {
     let total = produced0 + out.written();
     let z = (d - total).min(n);
     out.zeros(z);
@@ -458,7 +460,7 @@ fn cold_copy<O: Out>(out: &mut O, d: usize, n: usize, produced0: usize) {
 
 /// An output cursor over one kind of view. The decoder checks the room (`fits`,
 /// `room`) before writing; distances are at most `2^W`.
-trait Out {
+trait Cursor {
     /// Bytes that may still be written.
     fn room(&self) -> usize;
     /// `len + SLACK <= room`.
@@ -579,14 +581,14 @@ struct Linear<'a> {
     p0: usize,
 }
 
-/// [`Out::copy_long`] for [`Linear`], out of line; returns the new position.
+/// [`Cursor::copy_long`] for [`Linear`], out of line; returns the new position.
 #[inline(never)]
 fn linear_long(buf: &mut [u8], p: usize, d: usize, n: usize) -> usize {
     chunk_copy(buf, p - d, p, n);
     p + n
 }
 
-impl Out for Linear<'_> {
+impl Cursor for Linear<'_> {
     #[inline(always)]
     fn room(&self) -> usize {
         self.buf.len() - self.p
@@ -650,7 +652,7 @@ fn wrap_back(w: usize, d: usize, cap: usize) -> usize {
     }
 }
 
-/// [`Out::copy_long`] for [`Modular`], out of line: chunked when neither run
+/// [`Cursor::copy_long`] for [`Modular`], out of line: chunked when neither run
 /// crosses the end of the store, byte by byte with wrapping otherwise. Returns the
 /// new write position.
 #[inline(never)]
@@ -694,7 +696,7 @@ impl Modular<'_> {
     }
 }
 
-impl Out for Modular<'_> {
+impl Cursor for Modular<'_> {
     #[inline(always)]
     fn room(&self) -> usize {
         self.room - self.written
@@ -844,11 +846,10 @@ impl<W: Window> StreamDecoder<W> {
         let mut ip = 0;
         let mut op = 0;
         loop {
-            op += self.window.drain_into(&mut output[op..]);
+            op += self.window.pop_into(&mut output[op..]);
             if op == output.len() {
-                let more = self.window.buffered() > 0
-                    || ip < input.len()
-                    || self.decoder.has_pending_output();
+                let more =
+                    self.window.len() > 0 || ip < input.len() || self.decoder.has_pending_output();
                 let status = if more {
                     Status::OutputFull
                 } else {
@@ -860,7 +861,7 @@ impl<W: Window> StreamDecoder<W> {
                 Ok(r) => r,
                 Err(e) => {
                     // The decoder keeps the error; deliver what came before it first.
-                    op += self.window.drain_into(&mut output[op..]);
+                    op += self.window.pop_into(&mut output[op..]);
                     return if op > 0 {
                         Ok((ip, op, Status::OutputFull))
                     } else {
@@ -869,7 +870,7 @@ impl<W: Window> StreamDecoder<W> {
                 }
             };
             ip += used;
-            if status == Status::NeedInput && self.window.buffered() == 0 {
+            if status == Status::NeedInput && self.window.len() == 0 {
                 return Ok((ip, op, Status::NeedInput));
             }
         }
@@ -882,11 +883,11 @@ impl<W: Window> StreamDecoder<W> {
     pub fn finish_into(&mut self, output: &mut [u8]) -> Result<(usize, Status), Error> {
         let mut op = 0;
         loop {
-            op += self.window.drain_into(&mut output[op..]);
+            op += self.window.pop_into(&mut output[op..]);
             let status = match self.decoder.finish(&mut self.window) {
                 Ok(s) => s,
                 Err(e) => {
-                    op += self.window.drain_into(&mut output[op..]);
+                    op += self.window.pop_into(&mut output[op..]);
                     return if op > 0 {
                         Ok((op, Status::OutputFull))
                     } else {
@@ -894,7 +895,7 @@ impl<W: Window> StreamDecoder<W> {
                     };
                 }
             };
-            if status == Status::Done && self.window.buffered() == 0 {
+            if status == Status::Done && self.window.len() == 0 {
                 return Ok((op, Status::Done));
             }
             if op == output.len() {
@@ -907,6 +908,7 @@ impl<W: Window> StreamDecoder<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vmcirc::ByteRing;
 
     #[test]
     fn state_is_small() {
@@ -959,7 +961,7 @@ mod tests {
 
     #[test]
     fn strict_rejects_the_zero_history_example() {
-        // `00 08` at W=8, L=4: d=1, n=2 at the stream start (shared format notes).
+        // `00 08` at W=8, L=4: d=1, n=2 at the stream start (docs/heatshrink-format.md).
         let mut dec = Decoder::new(8, 4).unwrap();
         assert!(!dec.is_strict());
         assert_eq!(decode_once(&mut dec, &[0x00, 0x08]), Ok(std::vec![0, 0]));
@@ -1037,7 +1039,7 @@ mod tests {
         let mut out = std::vec::Vec::new();
         let mut drain = |win: &mut crate::vmcirc::ModularRing<&mut [u8]>| {
             let mut buf = [0u8; 2];
-            let n = win.drain_into(&mut buf);
+            let n = win.pop_into(&mut buf);
             out.extend_from_slice(&buf[..n]);
         };
         let mut err = None;
@@ -1065,11 +1067,11 @@ mod tests {
             produced: 9,
         };
         assert_eq!(err, Some(want));
-        while win.buffered() > 0 {
+        while win.len() > 0 {
             drain(&mut win);
         }
         assert_eq!(dec.finish(&mut win), Err(want));
-        assert_eq!(win.buffered(), 0);
+        assert_eq!(win.len(), 0);
         assert_eq!(out, [7u8; 9]);
     }
 

@@ -2,8 +2,8 @@
 //!
 //! [heatshrink](https://github.com/atomicobject/heatshrink) is a small LZSS format for
 //! embedded systems: a window of `2^W` bytes, back-references of up to `2^L` bytes,
-//! and no header (W and L travel out of band). `shared/heatshrink-format.md` in the
-//! project describes the bit stream; in short, MSB first, a token is either
+//! and no header (W and L travel out of band). `docs/heatshrink-format.md` in the
+//! repository describes the bit stream; in short, MSB first, a token is either
 //! `1` + 8 bits (a literal) or `0` + W bits (`distance - 1`) + L bits (`count - 1`),
 //! the history starts as `2^W` zero bytes and the last byte is padded with 0..7 bits.
 //!
@@ -28,7 +28,7 @@
 //! ```
 //! # #[cfg(all(unix, feature = "std"))] {
 //! use vmcirc::heatshrink::{Decoder, Status};
-//! use vmcirc::vmcirc::MirrorRing;
+//! use vmcirc::{ByteRing, MirrorRing};
 //!
 //! // `00 08` at W=8, L=4 is one back-reference (d=1, n=2) into the zero history.
 //! let stream = [0x00u8, 0x08];
@@ -70,7 +70,7 @@
 //!
 //! ```
 //! use vmcirc::heatshrink::{Decoder, Error};
-//! use vmcirc::vmcirc::ModularRing;
+//! use vmcirc::ModularRing;
 //!
 //! let mut win = ModularRing::new([0u8; 300]).unwrap();
 //! let mut dec = Decoder::new(8, 4).unwrap().strict(true);

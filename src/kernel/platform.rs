@@ -283,7 +283,7 @@ impl Platform for BoardPlatform {
         &mut self.rings
     }
 
-    fn create_mirror(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
+    fn create_mirror_units(&mut self, mib: u64) -> Result<SectionMirror, PlatformError> {
         let sections = self.sections.as_mut().ok_or(PlatformError::from(
             "ring new: no free RAM above the kernel",
         ))?;

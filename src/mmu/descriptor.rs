@@ -111,7 +111,7 @@ impl SectionDescriptor {
     /// that has no encoding (the `Reserved` variants only come from decoding).
     pub fn new(pa: u32, attrs: Attrs) -> Result<Self, MmuError> {
         if pa & SECTION_MASK != 0 {
-            return Err(MmuError::Misaligned { addr: pa });
+            return Err(MmuError::misaligned(pa, SECTION_MASK + 1));
         }
         let (tex, c, b) = attrs.memory.encode().ok_or(MmuError::InvalidAttributes)?;
         let (apx, ap) = attrs.access.encode().ok_or(MmuError::InvalidAttributes)?;
@@ -161,7 +161,7 @@ impl CoarseDescriptor {
     /// (1 KiB aligned) in `domain`.
     pub fn new(table_pa: u32, domain: u8) -> Result<Self, MmuError> {
         if table_pa & 0x3ff != 0 {
-            return Err(MmuError::Misaligned { addr: table_pa });
+            return Err(MmuError::misaligned(table_pa, 1 << 10));
         }
         if domain > 15 {
             return Err(MmuError::InvalidAttributes);
@@ -240,7 +240,7 @@ impl SmallPageDescriptor {
     /// aligned, [`MmuError::InvalidAttributes`] as for [`SectionDescriptor::new`].
     pub fn new(pa: u32, attrs: Attrs) -> Result<Self, MmuError> {
         if pa & PAGE_MASK != 0 {
-            return Err(MmuError::Misaligned { addr: pa });
+            return Err(MmuError::misaligned(pa, PAGE_MASK + 1));
         }
         let (tex, c, b) = attrs.memory.encode().ok_or(MmuError::InvalidAttributes)?;
         let (apx, ap) = attrs.access.encode().ok_or(MmuError::InvalidAttributes)?;
@@ -692,12 +692,12 @@ mod tests {
         for pa in [0x0000_0001, 0x0008_0000, 0x000F_FFFF, 0x2000_1000] {
             assert_eq!(
                 SectionDescriptor::new(pa, Attrs::normal_wb()),
-                Err(MmuError::Misaligned { addr: pa })
+                Err(MmuError::misaligned(pa, 1 << 20))
             );
         }
         assert_eq!(
             CoarseDescriptor::new(0x104, 0),
-            Err(MmuError::Misaligned { addr: 0x104 })
+            Err(MmuError::misaligned(0x104, 1 << 10))
         );
     }
 
@@ -851,7 +851,7 @@ mod tests {
         for pa in [0x0000_0001, 0x0000_0800, 0x0000_8FFF, 0x2020_1004] {
             assert_eq!(
                 SmallPageDescriptor::new(pa, Attrs::normal_wb()),
-                Err(MmuError::Misaligned { addr: pa })
+                Err(MmuError::misaligned(pa, 4 << 10))
             );
         }
         assert_eq!(

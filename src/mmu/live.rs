@@ -242,7 +242,7 @@ mod tests {
         unsafe {
             assert_eq!(
                 t.map_section(0x8000_8000, 0, Attrs::normal_wb()),
-                Err(MmuError::Misaligned { addr: 0x8000_8000 })
+                Err(MmuError::misaligned(0x8000_8000, 1 << 20))
             );
             t.map_section(0x8000_0000, 0, Attrs::normal_wb()).unwrap();
             host::take_log();

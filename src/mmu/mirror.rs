@@ -12,8 +12,9 @@
 //! [`WindowAllocator`] (both from `0x8000_0000` up, so several rings coexist), maps both
 //! halves normal write-back write-allocate, privileged RW, execute never (the same
 //! memory type as the identity map of RAM, so no mismatched-attribute aliases), zeroes
-//! the store and checks that a byte written through the first half reads back through
-//! the second. [`mirror_destroy`] unmaps the window and returns both ranges.
+//! the store and runs the rings' mirror self-test ([`crate::vmcirc::self_test`]: a
+//! byte written through one half reads back through the other, at both ends).
+//! [`mirror_destroy`] unmaps the window and returns both ranges.
 //!
 //! # Why the aliases stay coherent on the ARM1176
 //!
@@ -202,20 +203,13 @@ fn zero_and_self_test(m: &SectionMirror) -> Result<(), MmuError> {
     let base = m.window_va() as usize as *mut u8;
     // SAFETY: [base, base + 2n) was just mapped read/write to the store, which this
     // mirror owns exclusively; nothing else holds a reference into it.
-    unsafe {
-        core::ptr::write_bytes(base, 0, n);
-        for (write, read) in [(0, n), (2 * n - 1, n - 1)] {
-            base.add(write).write_volatile(0xA5);
-            let seen = base.add(read).read_volatile();
-            base.add(write).write_volatile(0);
-            if seen != 0xA5 {
-                return Err(MmuError::MirrorSelfTest {
-                    va: base.add(read) as usize as u32,
-                });
-            }
+    unsafe { core::ptr::write_bytes(base, 0, n) };
+    // SAFETY: as above; 2n <= 1 GiB fits in isize.
+    unsafe { crate::vmcirc::self_test(base, n, crate::vmcirc::Probe::Ends) }.map_err(|f| {
+        MmuError::MirrorSelfTest {
+            va: m.window_va().wrapping_add(f.read_at as u32),
         }
-    }
-    Ok(())
+    })
 }
 
 fn give_back(sections: &mut SectionAllocator, windows: &mut WindowAllocator, m: SectionMirror) {
@@ -395,6 +389,21 @@ mod tests {
         let big = k.create(240).unwrap();
         assert_mirrored(&k.table, &big);
         k.destroy(big).unwrap();
+    }
+
+    #[test]
+    fn misaligned_says_which_alignment() {
+        for (align, want) in [
+            (1 << 20, "1 MiB"),
+            (4 << 10, "4 KiB"),
+            (1 << 10, "1 KiB"),
+            (2, "2-byte"),
+        ] {
+            assert_eq!(
+                std::format!("{}", MmuError::Misaligned { addr: 0x10, align }),
+                std::format!("address 0x00000010 is not {want} aligned")
+            );
+        }
     }
 
     #[test]

@@ -114,10 +114,13 @@ pub const MIRROR_VA_END: u32 = 0xFFF0_0000;
 /// of these is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmuError {
-    /// An address that must be 1 MiB (or, for a coarse table, 1 KiB) aligned is not.
+    /// An address that must be aligned (1 MiB for a section, 4 KiB for a small page,
+    /// 1 KiB for a coarse table) is not.
     Misaligned {
         /// The offending address.
         addr: u32,
+        /// The alignment it needs, in bytes.
+        align: u32,
     },
     /// A range runs past 4 GiB or outside what the allocator manages.
     OutOfRange,
@@ -162,10 +165,17 @@ pub enum MmuError {
     },
 }
 
+impl MmuError {
+    /// [`MmuError::Misaligned`]: `addr` is not a multiple of `align` bytes.
+    pub const fn misaligned(addr: u32, align: u32) -> Self {
+        MmuError::Misaligned { addr, align }
+    }
+}
+
 impl fmt::Display for MmuError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            MmuError::Misaligned { addr } => write!(f, "address {addr:#010x} is not section aligned"),
+            MmuError::Misaligned { addr, align } => write!(f, "address {addr:#010x} is not {} aligned", Size(align)),
             MmuError::OutOfRange => f.write_str("address range out of bounds"),
             MmuError::ZeroSize => f.write_str("size must be at least one section (1 MiB)"),
             MmuError::AlreadyMapped { va } => write!(f, "virtual section {va:#010x} is already mapped"),
@@ -187,6 +197,19 @@ impl fmt::Display for MmuError {
     }
 }
 
+/// An alignment as people write it: `1 MiB`, `4 KiB`, `1 KiB`, `2-byte`.
+struct Size(u32);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            a if a >= 1 << 20 && a.is_multiple_of(1 << 20) => write!(f, "{} MiB", a >> 20),
+            a if a >= 1 << 10 && a.is_multiple_of(1 << 10) => write!(f, "{} KiB", a >> 10),
+            a => write!(f, "{a}-byte"),
+        }
+    }
+}
+
 /// Index of the L1 entry translating `va`.
 pub(crate) const fn section_index(va: u32) -> usize {
     (va >> SECTION_SHIFT) as usize
@@ -195,7 +218,7 @@ pub(crate) const fn section_index(va: u32) -> usize {
 /// Checks that `addr` is section aligned.
 pub(crate) const fn check_aligned(addr: u32) -> Result<(), MmuError> {
     if addr & SECTION_MASK != 0 {
-        Err(MmuError::Misaligned { addr })
+        Err(MmuError::misaligned(addr, SECTION_SIZE))
     } else {
         Ok(())
     }

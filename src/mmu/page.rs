@@ -104,7 +104,7 @@ impl PageTable {
     ) -> Result<(), MmuError> {
         for addr in [va, pa] {
             if addr & PAGE_MASK != 0 {
-                return Err(MmuError::Misaligned { addr });
+                return Err(MmuError::misaligned(addr, PAGE_SIZE));
             }
         }
         if count == 0 {
@@ -229,7 +229,7 @@ impl KernelLayout {
             .chain(self.guards.iter().map(|g| &g.page))
             .find(|&&a| a & PAGE_MASK != 0)
         {
-            return Err(MmuError::Misaligned { addr });
+            return Err(MmuError::misaligned(addr, PAGE_SIZE));
         }
         let ordered = PAGE_SIZE <= self.text_start
             && bounds.windows(2).all(|w| w[0] <= w[1])
@@ -311,11 +311,11 @@ pub(crate) mod tests {
         assert!(t.page(0x0030_2000).unwrap().attrs().execute_never);
         assert_eq!(
             t.map_page(0x0030_2800, 0, Attrs::normal_wb()),
-            Err(MmuError::Misaligned { addr: 0x0030_2800 })
+            Err(MmuError::misaligned(0x0030_2800, PAGE_SIZE))
         );
         assert_eq!(
             t.map_page(0x1000, 0x10, Attrs::normal_wb()),
-            Err(MmuError::Misaligned { addr: 0x10 })
+            Err(MmuError::misaligned(0x10, PAGE_SIZE))
         );
         assert_eq!(
             t.map_pages(0x0030_1000, 0, 2, Attrs::normal_wb()),
@@ -407,13 +407,13 @@ pub(crate) mod tests {
         l.text_end = 0x1_c100;
         assert_eq!(
             t.build_kernel_map(&l),
-            Err(MmuError::Misaligned { addr: 0x1_c100 })
+            Err(MmuError::misaligned(0x1_c100, PAGE_SIZE))
         );
         let mut l = layout();
         l.guards[3].page = 0x3_2800;
         assert_eq!(
             t.build_kernel_map(&l),
-            Err(MmuError::Misaligned { addr: 0x3_2800 })
+            Err(MmuError::misaligned(0x3_2800, PAGE_SIZE))
         );
         let mut l = layout();
         l.guards[0].page = 0x9000; // over the code

@@ -377,15 +377,15 @@ mod tests {
         let mut t = table();
         assert_eq!(
             t.map_section(0x8000_1000, 0, Attrs::normal_wb()),
-            Err(MmuError::Misaligned { addr: 0x8000_1000 })
+            Err(MmuError::misaligned(0x8000_1000, 1 << 20))
         );
         assert_eq!(
             t.map_section(0x8000_0000, 0x10, Attrs::normal_wb()),
-            Err(MmuError::Misaligned { addr: 0x10 })
+            Err(MmuError::misaligned(0x10, 1 << 20))
         );
         assert_eq!(
             t.unmap_section(0x123),
-            Err(MmuError::Misaligned { addr: 0x123 })
+            Err(MmuError::misaligned(0x123, 1 << 20))
         );
         t.map_section(0x8020_0000, 0, Attrs::normal_wb()).unwrap();
         // Overlap anywhere in the span: refused, and nothing written.
@@ -518,7 +518,7 @@ mod tests {
         let mut low = Box::new(PageTable::new());
         assert_eq!(
             t.build_paged_boot_map(256 << 20, &mut low, 0x4_4200, &layout),
-            Err(MmuError::Misaligned { addr: 0x4_4200 })
+            Err(MmuError::misaligned(0x4_4200, 1 << 10))
         );
         let mut bad = layout;
         bad.end = 0x20_0000;
@@ -535,7 +535,7 @@ mod tests {
         );
         assert_eq!(
             t.map_coarse(0x0010_0400, 0x4_4000),
-            Err(MmuError::Misaligned { addr: 0x0010_0400 })
+            Err(MmuError::misaligned(0x0010_0400, 1 << 20))
         );
     }
 

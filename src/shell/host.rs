@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::ring::Rings;
 use super::{Platform, PlatformError};
-use crate::vmcirc::{MemfdMirror, Mirror};
+use crate::vmcirc::{ByteRing, MemfdMirror, Mirror};
 
 /// The host platform.
 pub struct HostPlatform {
@@ -79,13 +79,9 @@ impl Platform for HostPlatform {
         let addr =
             usize::try_from(addr).map_err(|_| PlatformError::from("x: address out of range"))?;
         for s in self.rings.iter() {
-            let base = s.ring.mirror().base() as usize;
-            let end = base + 2 * s.ring.capacity();
-            if addr >= base && addr.checked_add(buf.len()).is_some_and(|e| e <= end) {
-                // SAFETY: [addr, addr + len) lies inside the ring's 2N window, which
-                // the Mirror contract makes readable and initialised; the bytes are
-                // copied out while no `&mut` to the ring exists.
-                let src = unsafe { core::slice::from_raw_parts(addr as *const u8, buf.len()) };
+            let window = s.ring.window();
+            let off = addr.wrapping_sub(window.as_ptr() as usize);
+            if let Some(src) = off.checked_add(buf.len()).and_then(|e| window.get(off..e)) {
                 buf.copy_from_slice(src);
                 return Ok(());
             }
@@ -114,7 +110,7 @@ impl Platform for HostPlatform {
         &mut self.rings
     }
 
-    fn create_mirror(&mut self, units: u64) -> Result<MemfdMirror, PlatformError> {
+    fn create_mirror_units(&mut self, units: u64) -> Result<MemfdMirror, PlatformError> {
         if units > self.budget_units {
             return Err(PlatformError::text(format_args!(
                 "ring new: not enough memory: {units} requested, {} free",

@@ -8,7 +8,7 @@ use super::args::{parse_max, ArgError};
 use super::ring::{mbps, ratio};
 use super::{receive, CmdError, Console, LineIo, Out, Platform};
 use crate::heatshrink::{Decoder, Error, Status, Window};
-use crate::vmcirc::{ByteRing, Mirror, ModularRing, Ring};
+use crate::vmcirc::{ByteRing, ModularRing, Ring};
 
 /// The stream `hs demo` decodes: `text_200k.txt` of the test corpus, compressed by
 /// the reference encoder with W=11, L=4.
@@ -86,7 +86,7 @@ struct Scratch<'p, P: Platform> {
 
 impl<'p, P: Platform> Scratch<'p, P> {
     fn new(p: &'p mut P) -> Result<Self, CmdError<'static>> {
-        let mirror = p.create_mirror(1).map_err(CmdError::Platform)?;
+        let mirror = p.create_mirror_units(1).map_err(CmdError::Platform)?;
         Ok(Scratch {
             p,
             mirror: Some(mirror),
@@ -122,12 +122,11 @@ pub fn dispatch<'a, C: Console, P: Platform>(
     )?;
     super::no_more(words, 4)?;
     let mut dec = Decoder::new(w, l).map_err(hs_error)?;
-    let scratch = Scratch::new(p)?;
-    let mirror = scratch.mirror.as_ref().map(|m| (m.base(), m.capacity()));
-    let Some((base, cap)) = mirror else {
+    let mut scratch = Scratch::new(p)?;
+    let Some(mirror) = scratch.mirror.as_mut() else {
         return Err(CmdError::Msg("hs: no window"));
     };
-    let mut ring = Ring::new(BorrowedMirror { base, cap });
+    let mut ring = Ring::new(mirror);
     let _ = writeln!(Out(io), "hs: waiting for {len} bytes");
     let _ = embedded_io::Write::flush(io);
     let mut sink = Sink::new();
@@ -171,15 +170,15 @@ fn demo<C: Console, P: Platform>(
     p: &mut P,
     clock: fn() -> u64,
 ) -> Result<(), CmdError<'static>> {
-    let scratch = Scratch::new(p)?;
-    let Some((base, cap)) = scratch.mirror.as_ref().map(|m| (m.base(), m.capacity())) else {
+    let mut scratch = Scratch::new(p)?;
+    let Some(mirror) = scratch.mirror.as_mut() else {
         return Err(CmdError::Msg("hs: no window"));
     };
     let (w, l) = DEMO_PARAMS;
+    let mut ring = Ring::new(mirror);
     // The mirrored ring: zero copy, every back-reference one contiguous copy.
     let (bytes, crc, t_mirror) = {
         let mut dec = Decoder::new(w, l).map_err(hs_error)?;
-        let mut ring = Ring::new(BorrowedMirror { base, cap });
         let mut sink = Sink::new();
         let t = clock();
         feed(&mut dec, DEMO_STREAM, &mut ring, &mut sink).map_err(hs_error)?;
@@ -188,10 +187,8 @@ fn demo<C: Console, P: Platform>(
         (sink.bytes, sink.crc.finalize(), t_mirror)
     };
     // The same decoder over a plain modular ring on the first copy of the store.
-    // SAFETY: [base, base + cap) is the scratch mirror's first copy, valid and
-    // initialised (Mirror contract), and the mirrored ring using it is gone.
-    let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
-    let mut modular = ModularRing::new(store).map_err(|_| CmdError::Msg("hs: empty window"))?;
+    let mut modular =
+        ModularRing::new(ring.store_mut()).map_err(|_| CmdError::Msg("hs: empty window"))?;
     let mut dec = Decoder::new(w, l).map_err(hs_error)?;
     let mut sink2 = Sink::new();
     let t = clock();
@@ -221,21 +218,4 @@ fn demo<C: Console, P: Platform>(
         ));
     }
     Ok(())
-}
-
-/// A view of a platform mirror for the duration of one command.
-struct BorrowedMirror {
-    base: *mut u8,
-    cap: usize,
-}
-
-// SAFETY: built only from a live platform mirror's base and capacity (which
-// satisfy the contract), and dropped before that mirror is returned.
-unsafe impl Mirror for BorrowedMirror {
-    fn base(&self) -> *mut u8 {
-        self.base
-    }
-    fn capacity(&self) -> usize {
-        self.cap
-    }
 }

@@ -102,8 +102,10 @@ pub trait Platform {
     type Mirror: crate::vmcirc::Mirror;
     /// The session's rings (the platform stores them).
     fn rings(&mut self) -> &mut ring::Rings<Self::Mirror>;
-    /// Makes a zeroed mirror of `mib` MiB (the store mapped twice back to back).
-    fn create_mirror(&mut self, mib: u64) -> Result<Self::Mirror, PlatformError>;
+    /// Makes a zeroed mirror of `units` allocation units (the store mapped twice
+    /// back to back): 1 MiB sections on the board, the host platform's unit there
+    /// (`ring new N` asks for N units).
+    fn create_mirror_units(&mut self, units: u64) -> Result<Self::Mirror, PlatformError>;
     /// Unmaps a mirror and returns its memory.
     fn destroy_mirror(&mut self, mirror: Self::Mirror);
     /// One line fragment: where the mirror's store and window are.

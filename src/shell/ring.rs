@@ -190,7 +190,7 @@ fn cmd_ring<'a, C: Console, P: Platform>(
             if p.rings().is_full() {
                 return Err(CmdError::Msg("ring new: too many rings (free one first)"));
             }
-            let mirror = p.create_mirror(mib)?;
+            let mirror = p.create_mirror_units(mib)?;
             match p.rings().add(mirror) {
                 Ok(id) => {
                     let _ = write!(out, "ring {id}: ");
@@ -611,14 +611,8 @@ fn cmd_stress<'a, C: Console, P: Platform>(
         );
         t_mirror = r;
         // The modular ring over the first copy of the same store.
-        let cap = s.ring.capacity();
-        let base = s.ring.mirror().base();
-        // SAFETY: [base, base + cap) is the mirror's first copy, valid and
-        // initialised (Mirror contract); the ring is empty and not used while
-        // this slice lives (`s` is borrowed mutably for the whole block).
-        let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
-        let mut modular =
-            ModularRing::new(store).map_err(|_| CmdError::Msg("stress: empty ring"))?;
+        let mut modular = ModularRing::new(s.ring.store_mut())
+            .map_err(|_| CmdError::Msg("stress: empty ring"))?;
         let r = stress_pass(&mut modular, total, max_chunk, seed, &mut now);
         let (i, f) = mbps(r.bytes, r.us);
         let _ = writeln!(
@@ -689,15 +683,10 @@ fn cmd_bench<'a, C: Console, P: Platform>(
     );
     for chunk in [1usize, 16, 64, 512, 4096] {
         let chunk = chunk.min(s.ring.capacity());
-        // `clear` keeps the position, so successive transfers keep crossing the wrap.
+        // Each transfer drains the ring, so the next one starts at offset 0 again.
         let tm = bench_pass(&mut s.ring, chunk, total, &src, &mut dst, &mut now);
-        let cap = s.ring.capacity();
-        let base = s.ring.mirror().base();
-        // SAFETY: as in `stress`: the first copy of the store, used only while
-        // the (cleared) mirrored ring is not.
-        let store = unsafe { core::slice::from_raw_parts_mut(base, cap) };
         let mut modular =
-            ModularRing::new(store).map_err(|_| CmdError::Msg("bench: empty ring"))?;
+            ModularRing::new(s.ring.store_mut()).map_err(|_| CmdError::Msg("bench: empty ring"))?;
         let tr = bench_pass(&mut modular, chunk, total, &src, &mut dst, &mut now);
         let (mi, mf) = mbps(total as u64, tm);
         let (ri, rf) = mbps(total as u64, tr);

@@ -1,6 +1,8 @@
 //! The mirrored ring: read/write positions over a [`Mirror`] window.
 //!
-//! Owns [`Ring`], its invariant and all pointer arithmetic into the window.
+//! Owns [`Ring`], its invariant and all pointer arithmetic into a window: every
+//! slice of window memory anyone else sees (the buffered bytes, the free space,
+//! the decoder's history view, the store, the whole window) is made here.
 //!
 //! # Invariant
 //!
@@ -9,17 +11,27 @@
 //! are window bytes `[read, write)`, the free space is `[write, read + N)`; both lie
 //! inside the `2N` window, so each is one contiguous slice. When `read` reaches `N`
 //! both positions move back by `N` (same storage, the other copy). `read == write`
-//! is empty and `write == read + N` is full: no slot is sacrificed.
+//! is empty and `write == read + N` is full: no slot is sacrificed. A write-side
+//! call on an empty ring moves both positions to 0 first (see
+//! [`super::ByteRing`]); [`Ring::history_view`] never does.
 //!
 //! # Aliasing
 //!
 //! The two copies are different addresses for the compiler. Bytes written through
-//! the upper copy are later read through the lower copy after the positions move
-//! back by `N`; a `compiler_fence` on that path keeps the compiler from reordering
-//! accesses across the switch. [`Ring::copy_back`] is the one operation that reads
-//! and writes storage in one go: it picks addresses such that any physical overlap
-//! of source and destination is also a virtual overlap, so `memmove` (or a plain
-//! non-overlapping copy) sees the truth.
+//! one copy are later read through the other after the positions move by `N` (a
+//! wrap of `read`) or when a history view starts in the upper copy; a
+//! `compiler_fence` on the wrap, around a history view and in `commit` keeps the
+//! compiler from reordering accesses across the switch. (The FIFO rewind to 0
+//! happens only when the ring is empty, with both positions in the lower copy
+//! already.)
+//!
+//! # After `fork`
+//!
+//! A backend whose window is not inherited by a forked child (the Linux memfd
+//! mirror is `MADV_DONTFORK`) says so through [`Mirror::is_mapped`]. The ring
+//! checks it before every access and then behaves as a ring of capacity 0: empty
+//! slices, `push` and `pop` move nothing, `commit`/`consume` of more than 0 bytes
+//! are errors. Nothing touches the missing window, so no call can crash.
 
 use core::ptr;
 use core::slice;
@@ -29,15 +41,19 @@ use super::{ByteRing, Mirror, RingError};
 
 /// A byte ring over a mirrored window: the buffered bytes are always one slice.
 ///
+/// The FIFO operations are those of [`ByteRing`] (bring it into scope); the
+/// mirror-specific ones (one-slice [`Ring::peek`] and [`Ring::writable`], the
+/// decoder's [`Ring::history_view`], the store, the window) are inherent.
+///
 /// ```
 /// # #[cfg(all(unix, feature = "std"))] {
-/// use vmcirc::vmcirc::MirrorRing;
+/// use vmcirc::{ByteRing, MirrorRing};
 /// let mut ring = MirrorRing::with_capacity(4096).unwrap();
 /// let n = ring.capacity();
-/// ring.push(&vec![0u8; n - 2]);
-/// ring.pop(n - 2);
-/// ring.push(b"wraps around"); // crosses the end of the storage
-/// assert_eq!(ring.peek(), b"wraps around"); // ... and is still one slice
+/// ring.push(&vec![b'.'; n - 2]);
+/// ring.pop(n - 4); // two bytes left, just before the end of the store
+/// ring.push(b"wraps around"); // crosses the end of the store ...
+/// assert_eq!(ring.peek(), b"..wraps around"); // ... and is still one slice
 /// # }
 /// ```
 pub struct Ring<M: Mirror> {
@@ -87,46 +103,30 @@ impl<M: Mirror> Ring<M> {
         );
     }
 
-    /// Bytes of storage (`N`).
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.cap
+    /// Whether the window may be touched (see "After `fork`" in the module docs).
+    #[inline(always)]
+    fn live(&self) -> bool {
+        self.mirror.is_mapped()
     }
 
-    /// Bytes buffered.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.write - self.read
-    }
-
-    /// Free bytes.
-    #[inline]
-    pub fn remaining(&self) -> usize {
-        self.cap - (self.write - self.read)
-    }
-
-    /// No bytes buffered.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.write == self.read
-    }
-
-    /// No free space.
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.write - self.read == self.cap
-    }
-
-    /// Read position within the window, `0..N`.
+    /// Read position within the window, `0..N` (0 when the window is gone).
     #[inline]
     pub fn read_offset(&self) -> usize {
-        self.read
+        if self.live() {
+            self.read
+        } else {
+            0
+        }
     }
 
     /// Write position within the window, `read..=read + N` (below `2N`).
     #[inline]
     pub fn write_offset(&self) -> usize {
-        self.write
+        if self.live() {
+            self.write
+        } else {
+            0
+        }
     }
 
     /// The backend.
@@ -139,43 +139,12 @@ impl<M: Mirror> Ring<M> {
         self.mirror
     }
 
-    /// Appends as much of `data` as fits; returns the count appended.
-    #[inline]
-    pub fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.remaining());
-        let at = self.write;
-        self.write += n;
-        self.check();
-        // SAFETY: [at, at + n) lies in the free space [write, read + N) of the
-        // window (n <= remaining), which is valid for writes (Mirror contract) and
-        // not borrowed (we hold &mut self). `data` cannot be part of the window: the
-        // only safe ways to see window bytes borrow `self`.
-        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(at), n) };
-        n
-    }
-
-    /// Discards up to `n` buffered bytes; returns the count discarded.
-    #[inline]
-    pub fn pop(&mut self, n: usize) -> usize {
-        let n = n.min(self.len());
-        self.advance_read(n);
-        n
-    }
-
-    /// Moves up to `buf.len()` buffered bytes into `buf`; returns the count.
-    #[inline]
-    pub fn pop_into(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.len());
-        // SAFETY: [read, read + n) is buffered, initialised window memory; `buf` is a
-        // distinct &mut borrow so cannot overlap it.
-        unsafe { ptr::copy_nonoverlapping(self.base.add(self.read), buf.as_mut_ptr(), n) };
-        self.advance_read(n);
-        n
-    }
-
     /// All buffered bytes, oldest first, as one slice.
     #[inline]
     pub fn peek(&self) -> &[u8] {
+        if !self.live() {
+            return &[];
+        }
         // SAFETY: [read, write) is inside the window, initialised, and only written
         // through &mut self, which this borrow excludes.
         unsafe { slice::from_raw_parts(self.base.add(self.read), self.write - self.read) }
@@ -187,27 +156,50 @@ impl<M: Mirror> Ring<M> {
         self.peek()
     }
 
+    /// Moves both positions to 0 when the ring is empty (the FIFO rewind). No
+    /// fence: an empty ring's positions are in the lower copy already (`read <
+    /// N`), so this never switches copies.
+    #[inline(always)]
+    fn rewind_if_empty(&mut self) {
+        if self.read == self.write {
+            self.read = 0;
+            self.write = 0;
+        }
+    }
+
     /// All free space as one slice (initialised: zeroes or old data), to be filled
-    /// and then published with [`Ring::commit`].
+    /// and then published with [`Ring::commit`]. On an empty ring the positions
+    /// first move back to 0.
     #[inline]
     pub fn writable(&mut self) -> &mut [u8] {
-        let n = self.remaining();
+        if !self.live() {
+            return &mut [];
+        }
+        self.rewind_if_empty();
+        let n = self.cap - (self.write - self.read);
         // SAFETY: [write, read + N) is inside the window and initialised; it does
         // not overlap the buffered bytes even through the other copy (the two
         // ranges together are at most N bytes long), and &mut self is held.
         unsafe { slice::from_raw_parts_mut(self.base.add(self.write), n) }
     }
 
-    /// Publishes `n` bytes written into [`Ring::writable`].
+    /// Publishes `n` bytes written into [`Ring::writable`] (or a history view).
     #[inline]
     pub fn commit(&mut self, n: usize) -> Result<(), RingError> {
-        let available = self.remaining();
+        let available = if self.live() {
+            self.cap - (self.write - self.read)
+        } else {
+            0
+        };
         if n > available {
             return Err(RingError::Overflow {
                 requested: n,
                 available,
             });
         }
+        // The bytes may have been written through the other copy than the one
+        // they will be read through (a history view starting in the upper copy).
+        compiler_fence(Ordering::SeqCst);
         self.write += n;
         self.check();
         Ok(())
@@ -216,7 +208,11 @@ impl<M: Mirror> Ring<M> {
     /// Discards exactly `n` bytes after reading them through [`Ring::readable`].
     #[inline]
     pub fn consume(&mut self, n: usize) -> Result<(), RingError> {
-        let available = self.len();
+        let available = if self.live() {
+            self.write - self.read
+        } else {
+            0
+        };
         if n > available {
             return Err(RingError::Underflow {
                 requested: n,
@@ -225,21 +221,6 @@ impl<M: Mirror> Ring<M> {
         }
         self.advance_read(n);
         Ok(())
-    }
-
-    /// Discards all buffered bytes. The history (the last `N` bytes written) stays
-    /// where it is, so [`Ring::copy_back`] keeps working across a `clear`.
-    #[inline]
-    pub fn clear(&mut self) {
-        let w = if self.write >= self.cap {
-            compiler_fence(Ordering::SeqCst);
-            self.write - self.cap
-        } else {
-            self.write
-        };
-        self.read = w;
-        self.write = w;
-        self.check();
     }
 
     #[inline(always)]
@@ -256,101 +237,94 @@ impl<M: Mirror> Ring<M> {
         self.check();
     }
 
-    /// How much may be written without overwriting the last `reserve` bytes of
-    /// history: `capacity - max(len, reserve)` (`reserve` is capped at `capacity`).
-    #[inline]
-    pub fn history_space(&self, reserve: usize) -> usize {
-        self.cap - self.len().max(reserve.min(self.cap))
-    }
-
-    /// Appends `count` bytes copied from `distance` bytes behind the write
-    /// position, as an LZ77 decoder does.
+    /// The decoder's window: the last `history` bytes written (capped at `N`),
+    /// then the free space that keeps them, as one slice; returns it with the
+    /// write position in it (`history`, capped).
     ///
-    /// The result is as if bytes were copied one at a time, so `distance < count`
-    /// repeats the last `distance` bytes. History is read even if it was already
-    /// consumed; storage that was never written reads as zero.
+    /// `buf[..pos]` is history: the bytes written before the write position, in
+    /// order, whether or not they were consumed since (bytes never written read
+    /// as the store's initial zeros or older data). `buf[pos..]` is
+    /// [`ByteRing::history_space`]`(history)` bytes of free space: writing them
+    /// overwrites neither buffered bytes nor that history. Publish what was
+    /// written at `pos` with [`Ring::commit`]. Unlike the FIFO write side, this
+    /// never moves the positions, so an LZ77 decoder can refer back across
+    /// reads that drained the ring. The slice is at most `N` bytes, so no two
+    /// of its bytes are the same storage.
     ///
-    /// Errors (ring unchanged): `distance` is 0 or beyond the capacity, or `count`
-    /// is more than [`Ring::remaining`].
+    /// ```
+    /// # #[cfg(all(unix, feature = "std"))] {
+    /// use vmcirc::{ByteRing, MirrorRing};
+    /// let mut ring = MirrorRing::with_capacity(4096).unwrap();
+    /// let (buf, pos) = ring.history_view(3);
+    /// buf[pos..pos + 3].copy_from_slice(b"abc");
+    /// ring.commit(3).unwrap();
+    /// assert_eq!(ring.pop(3), 3); // drained: the history stays behind the write position
+    /// let (buf, pos) = ring.history_view(3);
+    /// assert_eq!(&buf[..pos], b"abc");
+    /// buf.copy_within(0..3, pos); // an LZ77 copy, distance 3
+    /// ring.commit(3).unwrap();
+    /// assert_eq!(ring.peek(), b"abc");
+    /// # }
+    /// ```
     #[inline]
-    pub fn copy_back(&mut self, distance: usize, count: usize) -> Result<(), RingError> {
-        if distance == 0 || distance > self.cap {
-            return Err(RingError::BadDistance {
-                distance,
-                capacity: self.cap,
-            });
+    pub fn history_view(&mut self, history: usize) -> (&mut [u8], usize) {
+        if !self.live() {
+            return (&mut [], 0);
         }
-        let available = self.remaining();
-        if count > available {
-            return Err(RingError::Overflow {
-                requested: count,
-                available,
-            });
-        }
-        if distance >= count {
-            self.copy_back_run(distance, count);
+        let cap = self.cap;
+        let history = history.min(cap);
+        let room = cap - (self.write - self.read).max(history);
+        // `write` is in [read, read + N] with read < N, so below 2N. Start
+        // `history` bytes behind it, in whichever copy keeps that inside the window.
+        let start = if self.write >= history {
+            self.write - history
         } else {
-            self.copy_back_repeat(distance, count);
-        }
-        Ok(())
+            self.write + cap - history
+        };
+        let len = history + room;
+        debug_assert!(len <= cap && start + len <= 2 * cap);
+        // The caller may write through the upper copy what the ring then reads
+        // through the lower one (and the other way round); `commit` has the
+        // matching fence.
+        compiler_fence(Ordering::SeqCst);
+        // SAFETY: the window is 2N readable, writable, initialised bytes from
+        // `base` (Mirror contract). [start, start + len) lies inside it: if write
+        // >= history, start + len = write + room <= read + N < 2N (room <=
+        // remaining = read + N - write); otherwise write < history and start + len
+        // = write + N + room <= write + N + (N - history) < 2N. It is at most N
+        // bytes long (history + room <= max(len, history) + room = N), so no two
+        // of its addresses are the same storage and the slice is an honest `&mut
+        // [u8]`. We hold `&mut self`, so no slice handed out by the ring is alive.
+        let buf = unsafe { slice::from_raw_parts_mut(self.base.add(start), len) };
+        (buf, history)
     }
 
-    /// `copy_back` where the source does not run into the bytes being written.
-    /// Requires `count <= distance <= N` and `count <= remaining`.
-    #[inline(always)]
-    fn copy_back_run(&mut self, distance: usize, count: usize) {
-        let n = self.cap;
-        let w = self.write;
-        self.write += count;
-        self.check();
-        if distance + count <= n {
-            // Source and destination are disjoint in the storage.
-            let src = if w >= distance {
-                w - distance
-            } else {
-                w + n - distance
-            };
-            // SAFETY: dst [w, w + count) is free window space (count <= remaining).
-            // src + count <= 2N: if w >= distance, src + count <= w; otherwise
-            // src + count = w + N - distance + count <= w + N < 2N (count <=
-            // distance and w < distance <= N). The two ranges are
-            // disjoint modulo N (distance >= count and N - distance >= count), so
-            // they are disjoint storage.
-            unsafe { ptr::copy_nonoverlapping(self.base.add(src), self.base.add(w), count) };
-        } else if distance < n {
-            // The source runs ahead (by N - distance) into storage being written:
-            // express that overlap in one copy of the window so memmove sees it.
-            let dst = if w >= n { w - n } else { w };
-            let src = dst + (n - distance);
-            // SAFETY: dst < N and dst + count <= 2N; src + count = dst + N -
-            // distance + count <= dst + N < 2N because count <= distance. Storage
-            // [dst, dst + count) is the free space (same storage as [w, w + count));
-            // the source is history. With src > dst, memmove copies forwards,
-            // which is the byte-at-a-time order.
-            compiler_fence(Ordering::SeqCst);
-            unsafe { ptr::copy(self.base.add(src), self.base.add(dst), count) };
-            compiler_fence(Ordering::SeqCst);
+    /// The store (`N` bytes, the lower copy of the window), mutably: for running
+    /// another ring over the same memory, such as a [`super::ModularRing`] for
+    /// comparisons. Writing it changes buffered bytes but never the positions.
+    #[inline]
+    pub fn store_mut(&mut self) -> &mut [u8] {
+        if !self.live() {
+            return &mut [];
         }
-        // distance == N: every byte is copied onto itself; nothing to do.
+        // SAFETY: [0, N) is inside the window and initialised; it is N bytes, so
+        // no two of them are the same storage; &mut self excludes every other
+        // slice the ring hands out.
+        unsafe { slice::from_raw_parts_mut(self.base, self.cap) }
     }
 
-    /// `copy_back` with `distance < count`: the last `distance` bytes repeat.
-    /// Doubles the copied run each step, each step a `copy_back_run`.
-    #[cold]
-    fn copy_back_repeat(&mut self, distance: usize, count: usize) {
-        let mut done = 0;
-        while done < count {
-            // The output is periodic with period `distance`, so any multiple of it
-            // up to what is already written (or `distance` itself at first) works.
-            let d = if done < distance {
-                distance
-            } else {
-                done - done % distance
-            };
-            let step = d.min(count - done);
-            self.copy_back_run(d, step);
-            done += step;
+    /// The whole window, both copies (`2N` bytes, byte `i` and byte `i + N` the
+    /// same storage), read only: what is at which address, for a memory viewer.
+    /// Offsets in it are [`Ring::read_offset`] and [`Ring::write_offset`].
+    #[inline]
+    pub fn window(&self) -> &[u8] {
+        if !self.live() {
+            return &[];
         }
+        // SAFETY: the 2N window bytes are readable and initialised (Mirror
+        // contract); shared references may alias each other, and &self excludes
+        // every `&mut` the ring hands out.
+        unsafe { slice::from_raw_parts(self.base, 2 * self.cap) }
     }
 }
 
@@ -361,6 +335,7 @@ impl<M: Mirror> core::fmt::Debug for Ring<M> {
             .field("capacity", &self.cap)
             .field("read", &self.read)
             .field("write", &self.write)
+            .field("mapped", &self.live())
             .finish()
     }
 }
@@ -368,70 +343,86 @@ impl<M: Mirror> core::fmt::Debug for Ring<M> {
 impl<M: Mirror> ByteRing for Ring<M> {
     #[inline]
     fn capacity(&self) -> usize {
-        Ring::capacity(self)
+        if self.live() {
+            self.cap
+        } else {
+            0
+        }
     }
+
     #[inline]
     fn len(&self) -> usize {
-        Ring::len(self)
+        if self.live() {
+            self.write - self.read
+        } else {
+            0
+        }
     }
+
     #[inline]
-    fn remaining(&self) -> usize {
-        Ring::remaining(self)
+    fn readable_parts(&self) -> (&[u8], &[u8]) {
+        (self.peek(), &[])
     }
+
+    #[inline]
+    fn consume(&mut self, n: usize) -> Result<(), RingError> {
+        Ring::consume(self, n)
+    }
+
+    #[inline]
+    fn writable_parts(&mut self) -> (&mut [u8], &mut [u8]) {
+        (self.writable(), &mut [])
+    }
+
+    #[inline]
+    fn commit(&mut self, n: usize) -> Result<(), RingError> {
+        Ring::commit(self, n)
+    }
+
+    /// One copy, no split.
     #[inline]
     fn push(&mut self, data: &[u8]) -> usize {
-        Ring::push(self, data)
+        if !self.live() {
+            return 0;
+        }
+        let len = self.write - self.read;
+        let n = data.len().min(self.cap - len);
+        // The FIFO rewind (the free space does not change).
+        if len == 0 {
+            self.read = 0;
+            self.write = 0;
+        }
+        let at = self.write;
+        self.write = at + n;
+        self.check();
+        // SAFETY: [at, at + n) lies in the free space [write, read + N) of the
+        // window (n <= remaining), which is valid for writes (Mirror contract) and
+        // not borrowed (we hold &mut self). `data` cannot be part of the window: the
+        // only safe ways to see window bytes borrow `self`.
+        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(at), n) };
+        n
     }
-    #[inline]
-    fn pop(&mut self, n: usize) -> usize {
-        Ring::pop(self, n)
-    }
+
+    /// One copy, no split.
     #[inline]
     fn pop_into(&mut self, buf: &mut [u8]) -> usize {
-        Ring::pop_into(self, buf)
+        if !self.live() {
+            return 0;
+        }
+        let n = buf.len().min(self.write - self.read);
+        // SAFETY: [read, read + n) is buffered, initialised window memory; `buf` is a
+        // distinct &mut borrow so cannot overlap it.
+        unsafe { ptr::copy_nonoverlapping(self.base.add(self.read), buf.as_mut_ptr(), n) };
+        self.advance_read(n);
+        n
     }
+
     #[inline]
     fn peek_into(&self, buf: &mut [u8]) -> usize {
         let src = self.peek();
         let n = src.len().min(buf.len());
         buf[..n].copy_from_slice(&src[..n]);
         n
-    }
-    #[inline]
-    fn readable_parts(&self) -> (&[u8], &[u8]) {
-        (self.peek(), &[])
-    }
-    #[inline]
-    fn writable(&mut self) -> &mut [u8] {
-        Ring::writable(self)
-    }
-    #[inline]
-    fn commit(&mut self, n: usize) -> Result<(), RingError> {
-        Ring::commit(self, n)
-    }
-    #[inline]
-    fn consume(&mut self, n: usize) -> Result<(), RingError> {
-        Ring::consume(self, n)
-    }
-    #[inline]
-    fn clear(&mut self) {
-        Ring::clear(self)
-    }
-    #[inline]
-    fn copy_back(&mut self, distance: usize, count: usize) -> Result<(), RingError> {
-        Ring::copy_back(self, distance, count)
-    }
-    #[inline]
-    fn history_space(&self, reserve: usize) -> usize {
-        Ring::history_space(self, reserve)
-    }
-    #[inline]
-    fn read_offset(&self) -> usize {
-        self.read
-    }
-    #[inline]
-    fn write_offset(&self) -> usize {
-        self.write
     }
 }
 
@@ -456,17 +447,41 @@ mod tests {
         assert!(r.is_empty());
         assert_eq!((r.read_offset(), r.write_offset()), (0, 0));
         r.push(&std::vec![0u8; n - 3]);
+        r.push(b"abc");
         r.pop(n - 3);
-        assert_eq!(r.push(b"abcdef"), 6);
+        assert_eq!(r.push(b"def"), 3);
         assert_eq!(r.peek(), b"abcdef");
         assert_eq!(r.write_offset(), n + 3);
         // The wrapped bytes are at the start of the lower copy too.
-        // SAFETY: reading window bytes 0..3, initialised.
-        let low = unsafe { core::slice::from_raw_parts(r.mirror().base(), 3) };
-        assert_eq!(low, b"def");
+        assert_eq!(&r.window()[..3], b"def");
+        assert_eq!(r.window().len(), 2 * n);
+        assert_eq!(&r.store_mut()[..3], b"def");
         r.pop(3);
         assert_eq!((r.read_offset(), r.write_offset()), (0, 3));
         assert_eq!(r.peek(), b"def");
+    }
+
+    #[test]
+    fn a_drained_ring_starts_over_at_zero() {
+        let mut r = ring();
+        r.push(b"hello");
+        let mut out = [0u8; 5];
+        assert_eq!(r.pop_into(&mut out), 5);
+        // Drained: the positions stay until the next write-side call ...
+        assert_eq!((r.read_offset(), r.write_offset()), (5, 5));
+        // ... which starts at the beginning of the store again.
+        r.push(b"xy");
+        assert_eq!((r.read_offset(), r.write_offset()), (0, 2));
+        r.clear();
+        assert_eq!(r.writable().len(), r.capacity());
+        assert_eq!((r.read_offset(), r.write_offset()), (0, 0));
+        // A history view keeps the place (and the history).
+        r.push(b"abc");
+        r.pop(3);
+        let n = r.capacity();
+        let (buf, pos) = r.history_view(3);
+        assert_eq!((&buf[..pos], buf.len()), (&b"abc"[..], n));
+        assert_eq!((r.read_offset(), r.write_offset()), (3, 3));
     }
 
     #[test]
@@ -488,28 +503,8 @@ mod tests {
                 available: 5
             })
         );
-        assert_eq!(
-            r.copy_back(0, 1),
-            Err(RingError::BadDistance {
-                distance: 0,
-                capacity: n
-            })
-        );
-        assert_eq!(
-            r.copy_back(n + 1, 1),
-            Err(RingError::BadDistance {
-                distance: n + 1,
-                capacity: n
-            })
-        );
-        assert_eq!(
-            r.copy_back(1, n),
-            Err(RingError::Overflow {
-                requested: n,
-                available: n - 5
-            })
-        );
         assert_eq!(r.peek(), b"hello");
+        assert_eq!((r.read_offset(), r.write_offset()), (0, 5));
         assert_eq!(
             std::format!("{}", RingError::ZeroCapacity),
             "ring capacity must be at least 1 byte"
@@ -517,32 +512,40 @@ mod tests {
     }
 
     #[test]
-    fn copy_back_cases() {
+    fn history_view_across_the_end_of_the_window() {
         let mut r = ring();
         let n = r.capacity();
-        r.push(b"abc");
-        r.copy_back(3, 7).unwrap(); // repeat
-        assert_eq!(r.peek(), b"abcabcabca");
-        r.copy_back(2, 2).unwrap(); // plain run
-        assert_eq!(r.peek(), b"abcabcabcaca");
-        r.copy_back(n, 4).unwrap(); // beyond anything written: zeroes
-        assert_eq!(&r.peek()[12..], &[0, 0, 0, 0]);
-        r.clear();
-        // Source running ahead into the bytes being written (distance + count > N).
         let hist: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
         r.push(&hist);
-        r.pop(n);
-        let d = n - 10;
-        r.copy_back(d, 100).unwrap();
-        let want: Vec<u8> = (0..100).map(|i| hist[(n - d + i) % n]).collect();
+        r.pop(n - 10);
+        // write == N: a view with history N starts at offset 0 of the window.
+        let (buf, pos) = r.history_view(n);
+        assert_eq!((pos, buf.len()), (n, n));
+        assert_eq!(buf, &hist[..]);
+        r.pop(10);
+        // Drained at read == 0 (wrapped), write == 0: the history is in the upper copy.
+        assert_eq!((r.read_offset(), r.write_offset()), (0, 0));
+        let (buf, pos) = r.history_view(100);
+        assert_eq!((pos, buf.len()), (100, n));
+        assert_eq!(&buf[..100], &hist[n - 100..]);
+        // Write 200 bytes copied from 100 back (overlapping, byte by byte).
+        for i in 0..200 {
+            buf[pos + i] = buf[i];
+        }
+        r.commit(200).unwrap();
+        let want: Vec<u8> = hist[n - 100..]
+            .iter()
+            .chain(&hist[n - 100..])
+            .copied()
+            .collect();
         assert_eq!(r.peek(), &want[..]);
-        // distance == N copies the storage onto itself.
-        let mut r = ring();
-        r.push(b"xyz");
-        r.pop(3);
-        r.copy_back(n, 5).unwrap();
-        assert_eq!(r.peek(), &[0, 0, 0, 0, 0]);
-        assert_eq!(r.history_space(0), n - 5);
-        assert_eq!(r.history_space(n * 2), 0);
+        // The history view never reaches the buffered bytes.
+        let (buf, pos) = r.history_view(50);
+        assert_eq!((pos, buf.len()), (50, n - 150));
+        let (buf, pos) = r.history_view(2 * n);
+        assert_eq!((pos, buf.len()), (n, n));
+        let _ = buf;
+        assert_eq!(r.history_space(n), 0);
+        assert_eq!(r.history_space(0), n - 200);
     }
 }

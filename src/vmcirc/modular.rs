@@ -11,7 +11,7 @@ use super::{ByteRing, RingError};
 /// end of the store.
 ///
 /// ```
-/// use vmcirc::vmcirc::ModularRing;
+/// use vmcirc::{ByteRing, ModularRing};
 /// let mut ring = ModularRing::new([0u8; 8]).unwrap();
 /// ring.push(b"abcdef");
 /// ring.pop(4);
@@ -27,8 +27,8 @@ pub struct ModularRing<S: AsRef<[u8]> + AsMut<[u8]>> {
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularRing<S> {
-    /// An empty ring over `store` (its current contents become the "history" that
-    /// [`ModularRing::copy_back`] may read). Errors on an empty store.
+    /// An empty ring over `store` (its current contents become the "history"
+    /// that [`ModularRing::history_view`] shows). Errors on an empty store.
     pub fn new(store: S) -> Result<Self, RingError> {
         let cap = store.as_ref().len();
         if cap == 0 {
@@ -63,31 +63,6 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularRing<S> {
         self.wrap(self.head + self.len)
     }
 
-    /// Bytes of storage.
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-    /// Bytes buffered.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// Free bytes.
-    #[inline]
-    pub fn remaining(&self) -> usize {
-        self.cap - self.len
-    }
-    /// No bytes buffered.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    /// No free space.
-    #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len == self.cap
-    }
     /// Read position in the store, `0..capacity`.
     #[inline]
     pub fn read_offset(&self) -> usize {
@@ -105,78 +80,6 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularRing<S> {
     /// Gives the store back.
     pub fn into_store(self) -> S {
         self.store
-    }
-
-    /// The whole store, mutably, with the write offset and the buffered length:
-    /// `(store, write_offset, len)`. For writers that produce in place and refer
-    /// back to earlier bytes (such as an LZ decoder using the store as its
-    /// history).
-    ///
-    /// `store` is all [`ModularRing::capacity`] bytes. The `len` buffered bytes
-    /// start at [`ModularRing::read_offset`] and end at `write_offset`, wrapping at
-    /// the end of the store; the [`ModularRing::remaining`] free bytes start at
-    /// `write_offset` and wrap too. Everything outside the buffered bytes is
-    /// history: what was written there before (or the store's initial contents).
-    ///
-    /// Only the bytes change through this: the offsets are the ring's own and can
-    /// only move through the checked operations, so no misuse of the slice can
-    /// break the ring's invariants. Bytes written at the write position become
-    /// buffered data when published with [`ModularRing::commit`] (which refuses
-    /// more than `remaining()`). Writing over buffered bytes is allowed but
-    /// changes what the reader gets, so writers should stay in the free space.
-    ///
-    /// ```
-    /// use vmcirc::vmcirc::ModularRing;
-    /// let mut ring = ModularRing::new([0u8; 4]).unwrap();
-    /// ring.push(b"abc");
-    /// ring.pop(2);
-    /// let (store, w, len) = ring.raw_parts_mut();
-    /// assert_eq!((w, len), (3, 1));
-    /// // Write two bytes at the write position (wrapping), copied from history.
-    /// store[w] = store[0]; // 'a'
-    /// store[(w + 1) % 4] = store[1]; // 'b'
-    /// ring.commit(2).unwrap();
-    /// assert_eq!(ring.peek(), (&b"ca"[..], &b"b"[..]));
-    /// ```
-    #[inline]
-    pub fn raw_parts_mut(&mut self) -> (&mut [u8], usize, usize) {
-        let (tail, len) = (self.tail(), self.len);
-        (self.store.as_mut(), tail, len)
-    }
-
-    /// Appends as much of `data` as fits; returns the count appended.
-    #[inline]
-    pub fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.remaining());
-        let tail = self.tail();
-        self.len += n;
-        self.check();
-        let first = n.min(self.cap - tail);
-        let buf = self.store.as_mut();
-        buf[tail..tail + first].copy_from_slice(&data[..first]);
-        buf[..n - first].copy_from_slice(&data[first..n]);
-        n
-    }
-
-    /// Discards up to `n` buffered bytes; returns the count discarded.
-    #[inline]
-    pub fn pop(&mut self, n: usize) -> usize {
-        let n = n.min(self.len);
-        self.advance_read(n);
-        n
-    }
-
-    /// Moves up to `buf.len()` buffered bytes into `buf`; returns the count.
-    #[inline]
-    pub fn pop_into(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.len);
-        let head = self.head;
-        self.advance_read(n);
-        let first = n.min(self.cap - head);
-        let store = self.store.as_ref();
-        buf[..first].copy_from_slice(&store[head..head + first]);
-        buf[first..n].copy_from_slice(&store[..n - first]);
-        n
     }
 
     /// The buffered bytes in order, as two slices (the second is empty unless
@@ -197,48 +100,44 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularRing<S> {
         self.peek()
     }
 
-    /// The first contiguous part of the free space (up to the end of the store).
+    /// The decoder's window: the whole store, mutably, with the write position
+    /// and the room: `(store, write_offset, room)`, where `room` is
+    /// [`ByteRing::history_space`]`(history)`. For writers that produce in place
+    /// and refer back to earlier bytes (an LZ77 decoder using the store as its
+    /// history).
+    ///
+    /// `store` is all [`ByteRing::capacity`] bytes. The `len` buffered bytes start
+    /// at [`ModularRing::read_offset`] and end at `write_offset`, wrapping at the
+    /// end of the store; the `room` bytes from `write_offset` on (wrapping too)
+    /// may be written without overwriting buffered bytes or the last `history`
+    /// bytes written. Everything outside the buffered bytes is history: what was
+    /// written there before (or the store's initial contents). Unlike the FIFO
+    /// write side, this never moves the positions.
+    ///
+    /// Only the bytes change through this: the offsets are the ring's own and
+    /// only move through the checked operations, so no misuse of the slice can
+    /// break the ring's invariants. Bytes written at the write position become
+    /// buffered data when published with [`ByteRing::commit`] (which refuses
+    /// more than the free space).
+    ///
+    /// ```
+    /// use vmcirc::{ByteRing, ModularRing};
+    /// let mut ring = ModularRing::new([0u8; 4]).unwrap();
+    /// ring.push(b"abc");
+    /// ring.pop(2);
+    /// let (store, w, room) = ring.history_view(2);
+    /// assert_eq!((w, room), (3, 2));
+    /// // Write two bytes at the write position (wrapping), copied from history.
+    /// store[w] = store[0]; // 'a'
+    /// store[(w + 1) % 4] = store[1]; // 'b'
+    /// ring.commit(2).unwrap();
+    /// assert_eq!(ring.peek(), (&b"ca"[..], &b"b"[..]));
+    /// ```
     #[inline]
-    pub fn writable(&mut self) -> &mut [u8] {
+    pub fn history_view(&mut self, history: usize) -> (&mut [u8], usize, usize) {
+        let room = self.history_space(history);
         let tail = self.tail();
-        let n = self.remaining().min(self.cap - tail);
-        &mut self.store.as_mut()[tail..tail + n]
-    }
-
-    /// Publishes `n` bytes at the write position (up to [`ModularRing::remaining`]).
-    #[inline]
-    pub fn commit(&mut self, n: usize) -> Result<(), RingError> {
-        let available = self.remaining();
-        if n > available {
-            return Err(RingError::Overflow {
-                requested: n,
-                available,
-            });
-        }
-        self.len += n;
-        self.check();
-        Ok(())
-    }
-
-    /// Discards exactly `n` buffered bytes.
-    #[inline]
-    pub fn consume(&mut self, n: usize) -> Result<(), RingError> {
-        if n > self.len {
-            return Err(RingError::Underflow {
-                requested: n,
-                available: self.len,
-            });
-        }
-        self.advance_read(n);
-        Ok(())
-    }
-
-    /// Discards all buffered bytes; history stays for `copy_back`.
-    #[inline]
-    pub fn clear(&mut self) {
-        self.head = self.tail();
-        self.len = 0;
-        self.check();
+        (self.store.as_mut(), tail, room)
     }
 
     #[inline(always)]
@@ -246,55 +145,6 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> ModularRing<S> {
         self.head = self.wrap(self.head + n);
         self.len -= n;
         self.check();
-    }
-
-    /// `capacity - max(len, reserve)` (`reserve` capped at `capacity`).
-    #[inline]
-    pub fn history_space(&self, reserve: usize) -> usize {
-        self.cap - self.len.max(reserve.min(self.cap))
-    }
-
-    /// Appends `count` bytes copied from `distance` bytes behind the write
-    /// position (byte-at-a-time semantics); see [`super::Ring::copy_back`].
-    #[inline]
-    pub fn copy_back(&mut self, distance: usize, count: usize) -> Result<(), RingError> {
-        if distance == 0 || distance > self.cap {
-            return Err(RingError::BadDistance {
-                distance,
-                capacity: self.cap,
-            });
-        }
-        let available = self.remaining();
-        if count > available {
-            return Err(RingError::Overflow {
-                requested: count,
-                available,
-            });
-        }
-        let mut dst = self.tail();
-        let mut src = self.wrap(dst + self.cap - distance);
-        self.len += count;
-        self.check();
-        let cap = self.cap;
-        let buf = self.store.as_mut();
-        let mut left = count;
-        while left > 0 {
-            // Each piece is at most `distance` long, so its source is complete
-            // before it is copied; a source that runs ahead into the piece (source
-            // after destination) is what memmove's forward copy handles.
-            let k = left.min(cap - src).min(cap - dst).min(distance);
-            buf.copy_within(src..src + k, dst);
-            src += k;
-            if src == cap {
-                src = 0;
-            }
-            dst += k;
-            if dst == cap {
-                dst = 0;
-            }
-            left -= k;
-        }
-        Ok(())
     }
 }
 
@@ -314,61 +164,85 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> ByteRing for ModularRing<S> {
     fn capacity(&self) -> usize {
         self.cap
     }
+
     #[inline]
     fn len(&self) -> usize {
         self.len
     }
-    #[inline]
-    fn remaining(&self) -> usize {
-        ModularRing::remaining(self)
-    }
-    #[inline]
-    fn push(&mut self, data: &[u8]) -> usize {
-        ModularRing::push(self, data)
-    }
-    #[inline]
-    fn pop(&mut self, n: usize) -> usize {
-        ModularRing::pop(self, n)
-    }
-    #[inline]
-    fn pop_into(&mut self, buf: &mut [u8]) -> usize {
-        ModularRing::pop_into(self, buf)
-    }
+
     #[inline]
     fn readable_parts(&self) -> (&[u8], &[u8]) {
         self.peek()
     }
-    #[inline]
-    fn writable(&mut self) -> &mut [u8] {
-        ModularRing::writable(self)
-    }
-    #[inline]
-    fn commit(&mut self, n: usize) -> Result<(), RingError> {
-        ModularRing::commit(self, n)
-    }
+
     #[inline]
     fn consume(&mut self, n: usize) -> Result<(), RingError> {
-        ModularRing::consume(self, n)
+        if n > self.len {
+            return Err(RingError::Underflow {
+                requested: n,
+                available: self.len,
+            });
+        }
+        self.advance_read(n);
+        Ok(())
     }
+
+    /// On an empty ring the read position first moves back to 0.
     #[inline]
-    fn clear(&mut self) {
-        ModularRing::clear(self)
+    fn writable_parts(&mut self) -> (&mut [u8], &mut [u8]) {
+        if self.len == 0 {
+            self.head = 0;
+        }
+        let tail = self.tail();
+        let free = self.cap - self.len;
+        let first = free.min(self.cap - tail);
+        let (low, high) = self.store.as_mut().split_at_mut(tail);
+        (&mut high[..first], &mut low[..free - first])
     }
+
+    /// Two copies at most (the split at the end of the store), no slices built.
     #[inline]
-    fn copy_back(&mut self, distance: usize, count: usize) -> Result<(), RingError> {
-        ModularRing::copy_back(self, distance, count)
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.cap - self.len);
+        // The FIFO rewind (the free space does not change).
+        if self.len == 0 {
+            self.head = 0;
+        }
+        let tail = self.tail();
+        self.len += n;
+        self.check();
+        let first = n.min(self.cap - tail);
+        let buf = self.store.as_mut();
+        buf[tail..tail + first].copy_from_slice(&data[..first]);
+        buf[..n - first].copy_from_slice(&data[first..n]);
+        n
     }
+
+    /// Two copies at most.
     #[inline]
-    fn history_space(&self, reserve: usize) -> usize {
-        ModularRing::history_space(self, reserve)
+    fn pop_into(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.len);
+        let head = self.head;
+        self.advance_read(n);
+        let first = n.min(self.cap - head);
+        let store = self.store.as_ref();
+        buf[..first].copy_from_slice(&store[head..head + first]);
+        buf[first..n].copy_from_slice(&store[..n - first]);
+        n
     }
+
     #[inline]
-    fn read_offset(&self) -> usize {
-        self.head
-    }
-    #[inline]
-    fn write_offset(&self) -> usize {
-        self.tail()
+    fn commit(&mut self, n: usize) -> Result<(), RingError> {
+        let available = self.cap - self.len;
+        if n > available {
+            return Err(RingError::Overflow {
+                requested: n,
+                available,
+            });
+        }
+        self.len += n;
+        self.check();
+        Ok(())
     }
 }
 
@@ -405,30 +279,34 @@ mod tests {
                 available: 5
             })
         );
-        assert_eq!(
-            r.copy_back(0, 1),
-            Err(RingError::BadDistance {
-                distance: 0,
-                capacity: 5
-            })
-        );
-        assert_eq!(
-            r.copy_back(6, 1),
-            Err(RingError::BadDistance {
-                distance: 6,
-                capacity: 5
-            })
-        );
+        // Drained: the next write starts at 0 again.
+        assert_eq!(r.read_offset(), 3);
+        assert_eq!(r.push(b"q"), 1);
+        assert_eq!((r.read_offset(), r.write_offset()), (0, 1));
     }
 
     #[test]
-    fn raw_parts_mut_writes_then_commits() {
+    fn writable_parts_split_at_the_end() {
+        let mut r = ModularRing::new([0u8; 6]).unwrap();
+        r.push(b"abcd");
+        r.pop(3);
+        // 'd' at 3; free space 4..6 then 0..3.
+        let (a, b) = r.writable_parts();
+        assert_eq!((a.len(), b.len()), (2, 3));
+        a.copy_from_slice(b"ef");
+        b[..1].copy_from_slice(b"g");
+        r.commit(3).unwrap();
+        assert_eq!(r.peek(), (&b"def"[..], &b"g"[..]));
+    }
+
+    #[test]
+    fn history_view_writes_then_commits() {
         let mut r = ModularRing::new([0u8; 6]).unwrap();
         r.push(b"abcde");
         r.pop(4);
         // One buffered byte ('e' at 4), write position 5, five bytes free.
-        let (store, w, len) = r.raw_parts_mut();
-        assert_eq!((store.len(), w, len), (6, 5, 1));
+        let (store, w, room) = r.history_view(0);
+        assert_eq!((store.len(), w, room), (6, 5, 5));
         assert_eq!(store, b"abcde\0");
         // Produce three bytes in place, wrapping at the end of the store.
         for (i, &b) in b"xyz".iter().enumerate() {
@@ -447,22 +325,15 @@ mod tests {
                 available: 2
             })
         );
-        let (_, w, len) = r.raw_parts_mut();
-        assert_eq!((w, len), (2, 4));
+        // The room keeps the history asked for.
+        let (_, w, room) = r.history_view(5);
+        assert_eq!((w, room), (2, 1));
         let mut out = [0u8; 6];
         assert_eq!(r.pop_into(&mut out), 4);
         assert_eq!(&out[..4], b"exyz");
-        assert_eq!(r.raw_parts_mut().1, r.read_offset());
-    }
-
-    #[test]
-    fn copy_back_repeats() {
-        let mut r = ModularRing::new([0u8; 7]).unwrap();
-        r.push(b"ab");
-        r.pop(2);
-        r.copy_back(2, 5).unwrap();
-        let mut out = [0u8; 7];
-        assert_eq!(r.pop_into(&mut out), 5);
-        assert_eq!(&out[..5], b"ababa");
+        // Drained, but a history view keeps the place.
+        let (store, w, _) = r.history_view(6);
+        assert_eq!((w, &store[..2]), (2, &b"yz"[..]));
+        assert_eq!(r.history_view(0).1, r.read_offset());
     }
 }

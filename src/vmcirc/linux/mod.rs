@@ -1,8 +1,10 @@
-//! The Linux/Unix mirror backend: one memfd mapped twice, back to back.
+//! The Linux/Unix mirror backend: one memory file mapped twice, back to back.
 //!
-//! Owns [`MemfdMirror`] (creation, self-test, unmapping), its [`MirrorOptions`]
-//! and the safe [`MirrorRing`] constructors. Also the host tests' backend: it is
-//! built for the crate's unit tests even without feature `std`.
+//! Owns [`MemfdMirror`] (a new memory file and its [`DoubleMap`]), its
+//! [`MirrorOptions`] and the safe [`MirrorRing`] constructors; the mapping
+//! primitives themselves ([`Reservation`], [`DoubleMap`]) are in `map.rs`, fork
+//! detection in `fork.rs`. Also the host tests' backend: it is built for the
+//! crate's unit tests even without feature `std`.
 //!
 //! Creation, in this order (each step's failure unwinds the earlier ones):
 //!
@@ -11,39 +13,45 @@
 //!    name, unlinked at once. Optional `MFD_HUGETLB`.
 //! 2. `ftruncate` to `N`, the requested size rounded up to the page size
 //!    (checked arithmetic: zero or overflow is an error).
-//! 3. Reserve `2N` of address space with one `PROT_NONE` anonymous mapping, then
-//!    map the file twice *over* it with `MAP_FIXED | MAP_SHARED`, checking each
-//!    returned address. The reservation is never given up in between, so no other
-//!    thread can take the range (unmap-then-hint races did break GNU Radio).
+//! 3. [`DoubleMap`]: reserve `2N` of address space with one `PROT_NONE`
+//!    anonymous mapping ([`Reservation`]), then map the file twice *over* it with
+//!    `MAP_FIXED | MAP_SHARED`, checking each returned address. The reservation
+//!    is never given up in between, so no other thread can take the range
+//!    (unmap-then-hint races did break GNU Radio).
 //! 4. `MADV_DONTFORK` on the window (Linux): the mapping is `MAP_SHARED`, so after
 //!    a `fork` parent and child would write the *same* storage while each keeps its
 //!    own private read/write positions, silently corrupting each other's data.
-//!    With `MADV_DONTFORK` the child simply has no window (sharing a ring across
-//!    processes needs shared indices and is a separate design).
-//! 5. The file descriptor is closed: the two mappings keep the file alive, nobody
+//!    With `MADV_DONTFORK` the child simply has no window; it notices through a
+//!    wipe-on-fork token (`fork.rs`: one load and compare per ring operation), and
+//!    its copy of the ring acts as a ring of capacity 0 (empty reads, no room, no
+//!    crash), and dropping it unmaps nothing. Sharing a ring across processes needs
+//!    shared indices and is a separate design.
+//! 5. A self-test ([`crate::vmcirc::self_test`]): write through one copy, read
+//!    through the other (at both ends), restore. A mirror that does not mirror is
+//!    an error.
+//! 6. The file descriptor is closed: the two mappings keep the file alive, nobody
 //!    can resize it under us, and a ring costs no descriptor while it lives.
-//! 6. A self-test: write through the first copy, read through the second (at
-//!    both ends), restore. A mirror that does not mirror is an error.
 //!
 //! `Drop` unmaps the whole window with one `munmap`.
 
-use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::ffi::c_void;
 use std::format;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::string::String;
 
-use rustix::mm::{self, MapFlags, ProtFlags};
+use super::{Mirror, Probe, Ring};
 
-use super::{Mirror, Ring};
+mod fork;
+mod map;
+
+pub use map::{DoubleMap, Reservation};
 
 /// The safe mirrored ring on Linux/Unix: `Send`, not `Sync`.
 ///
 /// ```
 /// use std::io::{Read, Write};
-/// use vmcirc::vmcirc::MirrorRing;
+/// use vmcirc::{ByteRing, MirrorRing};
 ///
 /// let mut ring = MirrorRing::with_capacity(1).unwrap(); // rounded up to a page
 /// assert_eq!(ring.capacity() % 4096, 0);
@@ -59,7 +67,7 @@ use super::{Mirror, Ring};
 ///
 /// ```compile_fail
 /// fn sync<T: Sync>() {}
-/// sync::<vmcirc::vmcirc::MirrorRing>();
+/// sync::<vmcirc::MirrorRing>();
 /// ```
 pub type MirrorRing = Ring<MemfdMirror>;
 
@@ -128,35 +136,25 @@ impl MirrorOptions {
 /// A memory file mapped twice back to back: the Linux/Unix [`Mirror`].
 #[derive(Debug)]
 pub struct MemfdMirror {
-    base: NonNull<u8>,
-    cap: usize,
+    map: DoubleMap,
     huge: bool,
     backend: Backend,
 }
 
-// SAFETY: the mirror owns its mapping exclusively; nothing in it is tied to a thread.
-unsafe impl Send for MemfdMirror {}
-
-// SAFETY: `new` only returns a mirror whose window [base, base + 2 * cap) is two
-// MAP_SHARED read/write mappings of the same cap-byte file (checked addresses,
-// self-tested), zero-filled by the kernel, owned by this value until Drop unmaps
-// it; cap > 0 and 2 * cap <= isize::MAX are checked.
+// SAFETY: every promise is the `DoubleMap`'s, over a new memory file that only
+// this value maps (zero-filled by the kernel, descriptor closed after mapping).
 unsafe impl Mirror for MemfdMirror {
-    #[inline]
+    #[inline(always)]
     fn base(&self) -> *mut u8 {
-        self.base.as_ptr()
+        self.map.base()
     }
-    #[inline]
+    #[inline(always)]
     fn capacity(&self) -> usize {
-        self.cap
+        self.map.len()
     }
-}
-
-impl Drop for MemfdMirror {
-    fn drop(&mut self) {
-        // SAFETY: [base, base + 2 * cap) is our own mapping (both halves of it);
-        // no reference into it outlives `self` (rings borrow the mirror).
-        let _ = unsafe { mm::munmap(self.base.as_ptr().cast(), 2 * self.cap) };
+    #[inline(always)]
+    fn is_mapped(&self) -> bool {
+        self.map.is_mapped()
     }
 }
 
@@ -183,7 +181,7 @@ impl MemfdMirror {
 
     /// The capacity (`N`, a multiple of the page size).
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.map.len()
     }
 
     /// Whether the storage is on huge pages.
@@ -230,90 +228,20 @@ impl MemfdMirror {
                 os_err(&format!("sizing the {cap}-byte memory file"), e)
             }
         })?;
-        let total = 2 * cap;
-        // SAFETY: a fresh anonymous PROT_NONE mapping at an address of the kernel's
-        // choosing; it touches no existing memory.
-        let reserved = unsafe {
-            mm::mmap_anonymous(
-                ptr::null_mut(),
-                total,
-                ProtFlags::empty(),
-                MapFlags::PRIVATE,
-            )
-        }
-        .map_err(|e| os_err(&format!("reserving {total} bytes of address space"), e))?;
-        let base = NonNull::new(reserved.cast::<u8>())
-            .ok_or_else(|| err(io::ErrorKind::Other, "vmcirc: mmap returned null".into()))?;
-        // From here on `mirror`'s Drop releases the reservation on every error path.
-        let mirror = MemfdMirror {
-            base,
-            cap,
-            huge,
-            backend,
-        };
-        for half in 0..2 {
-            // SAFETY: `half * cap < total`, inside the reservation.
-            let want = unsafe { mirror.base.as_ptr().add(half * cap) }.cast::<c_void>();
-            // SAFETY: MAP_FIXED replaces only pages of our own reservation
-            // [want, want + cap), which nothing references yet.
-            let got = unsafe {
-                mm::mmap(
-                    want,
-                    cap,
-                    ProtFlags::READ | ProtFlags::WRITE,
-                    MapFlags::SHARED | MapFlags::FIXED,
-                    &fd,
-                    0,
+        let map = DoubleMap::new(fd.as_fd(), 0, cap, page, Probe::Ends).map_err(|e| {
+            if huge {
+                let e = e.to_string();
+                let e = e.trim_start_matches("vmcirc: ");
+                err(
+                    io::ErrorKind::Other,
+                    format!("vmcirc: huge pages unavailable: {e} (are enough huge pages free? see /proc/sys/vm/nr_hugepages)"),
                 )
+            } else {
+                e
             }
-            .map_err(|e| {
-                if huge {
-                    os_err(&format!("huge pages unavailable: mapping copy {half} of a huge-page ring failed (are enough huge pages free? see /proc/sys/vm/nr_hugepages)"), e)
-                } else {
-                    os_err(&format!("mapping copy {half} of the ring"), e)
-                }
-            })?;
-            if got != want {
-                return Err(err(
-                    io::ErrorKind::Other,
-                    format!("vmcirc: mmap put copy {half} at {got:p}, not at {want:p}"),
-                ));
-            }
-        }
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        // SAFETY: advice on our own mapping; changes nothing in this process.
-        unsafe { mm::madvise(reserved, total, mm::Advice::LinuxDontFork) }
-            .map_err(|e| os_err("madvise(MADV_DONTFORK)", e))?;
+        })?;
         drop(fd);
-        mirror.self_test()?;
-        Ok(mirror)
-    }
-
-    fn self_test(&self) -> io::Result<()> {
-        let n = self.cap;
-        let p = self.base.as_ptr();
-        // (write offset, read offset): first byte through the lower copy, last
-        // byte through the upper copy.
-        for (w, r, v) in [(0, n, 0xA5u8), (2 * n - 1, n - 1, 0x5A)] {
-            // SAFETY: w, r < 2n: inside the window, which nothing else references
-            // yet. Volatile: the compiler must really go through both addresses.
-            let (got, old) = unsafe {
-                let old = ptr::read_volatile(p.add(w));
-                ptr::write_volatile(p.add(w), v);
-                (ptr::read_volatile(p.add(r)), old)
-            };
-            // SAFETY: as above; restores the byte.
-            unsafe { ptr::write_volatile(p.add(w), old) };
-            if got != v {
-                return Err(err(
-                    io::ErrorKind::Other,
-                    format!(
-                        "vmcirc: mirror self-test failed: wrote {v:#04x} at offset {w}, read {got:#04x} at offset {r}"
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        Ok(MemfdMirror { map, huge, backend })
     }
 }
 
