@@ -185,6 +185,8 @@ pub struct Leapfrog<W: PageWindow> {
     mapped_end: usize,
     /// Stream position of virtual offset 0 (a multiple of `P`).
     origin: u64,
+    /// Look-ahead `A`: bytes mapped past the end of the free space (pages).
+    ahead: usize,
     stats: LeapStats,
     last_error: Option<W::Error>,
     window: W,
@@ -247,6 +249,7 @@ impl<W: PageWindow> Leapfrog<W> {
             mapped_start: 0,
             mapped_end: cap + page,
             origin: 0,
+            ahead: 0,
             stats: LeapStats {
                 remaps: pages as u64 + 1,
                 map_calls: 2,
@@ -289,6 +292,25 @@ impl<W: PageWindow> Leapfrog<W> {
     /// `K`: physical pages.
     pub fn pages(&self) -> usize {
         self.pages
+    }
+
+    /// Maps up to `pages` pages past the end of the free space whenever it maps
+    /// any, so that the next `pages` page crossings need no backend call and the
+    /// pages behind are returned in runs of about `pages + 1`: fewer, larger
+    /// calls (fewer still with `K > 1`, where a run of consecutive physical
+    /// pages is one call). Capped at `V / 2 - K - 1` (a re-base must still
+    /// land clear of the pages it moves); returns the value used. 0 (the
+    /// default) maps exactly the free space.
+    pub fn set_lookahead(&mut self, pages: usize) -> usize {
+        let most = self.window_len / self.page / 2 - self.pages - 1;
+        let pages = pages.min(most);
+        self.ahead = pages * self.page;
+        pages
+    }
+
+    /// The look-ahead in pages ([`Leapfrog::set_lookahead`]).
+    pub fn lookahead(&self) -> usize {
+        self.ahead / self.page
     }
 
     /// The counters.
@@ -370,9 +392,9 @@ impl<W: PageWindow> Leapfrog<W> {
                 Err(e) => self.fail(e),
             }
         }
-        // The end of the free space, rounded up to a page; no overflow: read + N
-        // <= W + N, both within isize.
-        let need = (self.read + self.cap).next_multiple_of(p);
+        // The end of the free space, rounded up to a page, and the look-ahead; no
+        // overflow: read + N + P + A <= W + W / 2, both within isize.
+        let need = (self.read + self.cap).next_multiple_of(p) + self.ahead;
         if need > self.window_len {
             if self.mapped_start != floor {
                 // The pages behind could not be returned; a re-base might land
@@ -415,8 +437,9 @@ impl<W: PageWindow> Leapfrog<W> {
     /// Moves the live pages `[floor, mapped_end)` (all pages behind were returned:
     /// `mapped_start == floor`) to the start of the window, mapping up to the
     /// virtual `need` (moved by `floor` too) on the way, then returns the old
-    /// ones. `need - floor <= N + P <= W / 2 <= floor` (the geometry rule and
-    /// `need > W`), so the new range never overlaps the old one.
+    /// ones. `need - floor <= N + P + A <= W / 2 <= floor` (the geometry rule,
+    /// the look-ahead's limit and `need > W`), so the new range never overlaps
+    /// the old one.
     fn rebase(&mut self, floor: usize, need: usize) {
         let len = need - floor;
         let mapped = self.map_run(0, len, floor);
@@ -436,12 +459,14 @@ impl<W: PageWindow> Leapfrog<W> {
         self.mapped_end = mapped;
         self.stats.rebases += 1;
         let p = self.page;
+        let n = (old_end - old_start) / p;
+        if n == 0 {
+            // A drained ring at a page boundary that had mapped nothing past it.
+            return;
+        }
         self.stats.release_calls += 1;
-        match self
-            .window
-            .release(old_start / p, (old_end - old_start) / p)
-        {
-            Ok(()) => self.stats.releases += ((old_end - old_start) / p) as u64,
+        match self.window.release(old_start / p, n) {
+            Ok(()) => self.stats.releases += n as u64,
             // The old pages stay mapped and unused until something is mapped
             // over them (a later run) or the window goes.
             Err(e) => self.fail(e),
@@ -847,6 +872,24 @@ mod tests {
         assert_eq!(r.peek(), want.as_slice());
         assert_eq!(r.stats().rebases, before + 1);
         assert_eq!(r.layout().read, 0);
+    }
+
+    /// Regression: a ring drained exactly at a page boundary that had mapped
+    /// nothing past it asked the backend to release 0 pages when it re-based
+    /// (an error, counted as a failure).
+    #[test]
+    fn drained_at_a_page_boundary_rebases_cleanly() {
+        let p = page();
+        let mut r = Leapfrog::new(faulty(1, 4)).unwrap();
+        for i in 0..12u8 {
+            assert_eq!(r.push(&vec![i; p]), p);
+            assert_eq!(r.peek(), vec![i; p].as_slice());
+            assert_eq!(r.pop(p), p);
+        }
+        let s = r.stats();
+        assert!(s.rebases >= 2, "{s:?}");
+        assert_eq!(s.failures, 0, "{:?}", r.last_error());
+        assert!(!r.window.calls.contains(&('r', 4, 0, 0)));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use super::{err, huge_page_size, open_file, os_err, Backend, MirrorOptions, Reservation};
-use crate::vmcirc::{Leapfrog, PageWindow};
+use crate::vmcirc::{LeapError, Leapfrog, PageWindow};
 
 /// The leapfrogging ring on Linux/Unix: `Send`, not `Sync`.
 ///
@@ -65,6 +65,7 @@ pub struct LeapfrogOptions {
     reserve: Option<usize>,
     huge_pages: bool,
     backend: Backend,
+    lookahead: usize,
 }
 
 impl LeapfrogOptions {
@@ -90,6 +91,12 @@ impl LeapfrogOptions {
         self.backend = backend;
         self
     }
+    /// Pages mapped ahead of the free space ([`Leapfrog::set_lookahead`]):
+    /// fewer, larger `mmap` calls for a few more mapped pages.
+    pub fn lookahead(mut self, pages: usize) -> Self {
+        self.lookahead = pages;
+        self
+    }
 }
 
 impl Leapfrog<MemfdPages> {
@@ -104,7 +111,23 @@ impl Leapfrog<MemfdPages> {
     /// small for the ring, or the system refusing the file or the mappings.
     pub fn with_options(bytes: usize, options: &LeapfrogOptions) -> io::Result<Self> {
         let pages = MemfdPages::new(bytes, options)?;
-        Leapfrog::new(pages).map_err(|e| err(io::ErrorKind::Other, format!("vmcirc: {e}")))
+        let mut ring = Leapfrog::new(pages).map_err(|e| {
+            let kind = match &e {
+                LeapError::Map(e) => e.kind(),
+                _ => io::ErrorKind::Other,
+            };
+            if options.huge_pages {
+                // A huge-page file takes its pages when they are first mapped.
+                err(
+                    kind,
+                    format!("vmcirc: huge pages unavailable: {e} (are enough huge pages free? see /proc/sys/vm/nr_hugepages)"),
+                )
+            } else {
+                err(kind, format!("vmcirc: {e}"))
+            }
+        })?;
+        ring.set_lookahead(options.lookahead);
+        Ok(ring)
     }
 }
 
