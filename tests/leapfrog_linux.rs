@@ -129,7 +129,7 @@ fn stream(ring: &mut LeapfrogRing, total: u64) -> (usize, f64) {
     let t = Instant::now();
     while sink.total < total {
         step += 1;
-        if step % 3 == 0 && src.left > 0 {
+        if step.is_multiple_of(3) && src.left > 0 {
             // Only what fits: the source cannot take bytes back.
             let n = (chunk.len().min(ring.remaining()) as u64).min(src.left) as usize;
             let n = src.read(&mut chunk[..n]).unwrap();
@@ -137,11 +137,11 @@ fn stream(ring: &mut LeapfrogRing, total: u64) -> (usize, f64) {
         } else {
             ring.fill_from(&mut src).unwrap();
         }
-        if step % 4 == 0 {
+        if step.is_multiple_of(4) {
             let n = ring.pop_into(&mut out);
             sink.write_all(&out[..n]).unwrap();
         } else {
-            while ring.drain_to(&mut sink).unwrap() > 0 && step % 2 == 0 {}
+            while ring.drain_to(&mut sink).unwrap() > 0 && step.is_multiple_of(2) {}
         }
         assert_eq!(
             ring.write_position() - ring.read_position(),
