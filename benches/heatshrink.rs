@@ -5,7 +5,7 @@
 //! - `cargo bench --features std --bench heatshrink -- --table` (or `HS_TABLE=1`):
 //!   one timing pass per case, printed as a table of MB/s (10^6 bytes of output
 //!   per second, best of the runs within a time budget) next to the reference C decoder figures
-//!   measured on these machines (`shared/heatshrink-baseline.md`, copied below),
+//!   measured on these machines (`docs/heatshrink-baseline.md`, copied below),
 //!   with the ratios the issue sets targets for.
 //!
 //! Cases, each decoding the whole stream from memory:
@@ -195,7 +195,7 @@ fn table() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(400),
     );
-    println!("heatshrink decode, MB/s of output (10^6 B/s), best of runs; C figures (medians) from shared/heatshrink-baseline.md");
+    println!("heatshrink decode, MB/s of output (10^6 B/s), best of runs; C figures (medians) from docs/heatshrink-baseline.md");
     println!(
         "{:<14} {:>5} | {:>7} {:>7} {:>8} {:>8} | {:>6} {:>6} {:>6} | {:>8} {:>8}",
         "file",

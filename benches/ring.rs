@@ -215,9 +215,9 @@ fn bench_pp<P: PushPop>(
 
 /// `push_pop`: the ring keeps a standing backlog of about half its capacity, so
 /// every implementation wraps as a streaming ring does. `push_pop_empty`: the
-/// ring is empty after every pop (here `VecDeque` moves its head back to 0 when
-/// drained, so it never wraps and stays in one hot chunk of memory; the mirrored
-/// ring cannot do that without losing the LZ77 history it keeps in place).
+/// ring is empty after every pop; `VecDeque` and the vmcirc rings then start
+/// over at offset 0 (the FIFO rewind), so they never wrap and stay in one hot
+/// chunk of memory, while `ringbuf` and `rtrb` keep walking through theirs.
 fn push_pop(c: &mut Criterion) {
     for (group, standing) in [("push_pop", true), ("push_pop_empty", false)] {
         for &cap in &RINGS {

@@ -18,9 +18,11 @@
 //! A ring that drains does not keep its place: the next write-side call
 //! (`writable_parts`, `writable`, `push`) on an empty ring first moves both
 //! positions back to the start of the store, as `VecDeque` does, so a ring that
-//! is emptied as fast as it is filled stays in the same few cache lines. The bytes
-//! written before stay in the store but are no longer "behind" the write
-//! position. A user that needs them there (an LZ77 decoder's window, see
+//! is emptied as fast as it is filled stays in the same few cache lines. (The
+//! mirrored ring's `push` starts within the first 4 KiB, at the source's offset
+//! in its page, to keep its copy free of 4K-aliasing stalls; see `mirrored.rs`.)
+//! The bytes written before stay in the store but are no longer "behind" the
+//! write position. A user that needs them there (an LZ77 decoder's window, see
 //! `crate::heatshrink`) writes through the kind's `history_view` instead, which
 //! never moves the positions.
 

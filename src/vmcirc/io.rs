@@ -9,23 +9,31 @@ use std::io::{self, BufRead, Read, Write};
 
 use super::{ByteRing, Mirror, ModularRing, Ring};
 
-impl<M: Mirror> Read for Ring<M> {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(self.pop_into(buf))
-    }
+/// `Read` moves bytes out (`pop_into`); `Write` stores what fits and returns
+/// `Ok(0)` when full (so `write_all` reports `WriteZero`).
+macro_rules! read_write {
+    ([$($generics:tt)*] $ring:ty) => {
+        impl<$($generics)*> Read for $ring {
+            #[inline]
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                Ok(self.pop_into(buf))
+            }
+        }
+
+        impl<$($generics)*> Write for $ring {
+            #[inline]
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                Ok(self.push(buf))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+    };
 }
 
-/// Writes what fits; `Ok(0)` when full (so `write_all` reports `WriteZero`).
-impl<M: Mirror> Write for Ring<M> {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(self.push(buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+read_write!([M: Mirror] Ring<M>);
+read_write!([S: AsRef<[u8]> + AsMut<[u8]>] ModularRing<S>);
 
 /// `fill_buf` is all buffered bytes as one slice; `consume` is clamped to `len`.
 impl<M: Mirror> BufRead for Ring<M> {
@@ -36,24 +44,6 @@ impl<M: Mirror> BufRead for Ring<M> {
     #[inline]
     fn consume(&mut self, amt: usize) {
         self.pop(amt);
-    }
-}
-
-impl<S: AsRef<[u8]> + AsMut<[u8]>> Read for ModularRing<S> {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(self.pop_into(buf))
-    }
-}
-
-/// Writes what fits; `Ok(0)` when full.
-impl<S: AsRef<[u8]> + AsMut<[u8]>> Write for ModularRing<S> {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(self.push(buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
