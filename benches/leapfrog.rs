@@ -10,6 +10,10 @@
 //!   fewer `mmap` calls) and `leapfrog-lazy` (no prefaulting: one page fault
 //!   per page moved).
 //!
+//! - `leapfrog-huge/<chunk>`: a ring of one huge page (2 MiB on x86-64) of
+//!   each kind, where the system has huge pages free (`/proc/sys/vm/nr_hugepages`;
+//!   the bench says so and skips them otherwise): one remap per 2 MiB.
+//!
 //! Run with `cargo bench --features std --bench leapfrog` (part of `make
 //! bench`). After criterion's report the bench prints one table from the same
 //! run: throughput of each ring (the fastest sample, the estimate least
@@ -24,11 +28,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use vmcirc::vmcirc::{LeapfrogOptions, LeapfrogRing};
-use vmcirc::{ByteRing, MirrorRing};
+use vmcirc::{ByteRing, MirrorOptions, MirrorRing};
 
 const CHUNKS: [usize; 6] = [64, 256, 1024, 4096, 16384, 65536];
 const RINGS: [usize; 3] = [4 << 10, 64 << 10, 1 << 20];
 const IMPLS: [&str; 4] = ["mirrored", "leapfrog", "leapfrog+la16", "leapfrog-lazy"];
+/// The `cap` key of the huge-page rows (their capacity is one huge page).
+const HUGE: usize = 0;
 
 /// (ring, chunk, impl) -> samples of (ns per iteration, remaps per iteration,
 /// iterations).
@@ -48,6 +54,12 @@ enum Under {
 impl Under {
     fn new(name: &str, cap: usize) -> Self {
         match name {
+            "mirrored-huge" => Under::Mirrored(
+                MirrorRing::with_options(cap, &MirrorOptions::new().huge_pages(true)).unwrap(),
+            ),
+            "leapfrog-huge" => Under::Leap(
+                LeapfrogRing::with_options(cap, &LeapfrogOptions::new().huge_pages(true)).unwrap(),
+            ),
             "mirrored" => Under::Mirrored(MirrorRing::with_capacity(cap).unwrap()),
             "leapfrog" => Under::Leap(LeapfrogRing::with_capacity(cap).unwrap()),
             "leapfrog-lazy" => Under::Leap(
@@ -85,52 +97,75 @@ impl Under {
     }
 }
 
+/// One group: every chunk that fits, each of `impls` on a ring of `cap` bytes;
+/// samples are filed under `key` (the ring size, or [`HUGE`]).
+fn group(c: &mut Criterion, title: &str, key: usize, cap: usize, impls: &[&'static str]) {
+    let mut g = c.benchmark_group(title);
+    for &chunk in &CHUNKS {
+        if chunk > cap {
+            continue;
+        }
+        g.throughput(Throughput::Bytes(chunk as u64));
+        let backlog = (cap - chunk) / 2 / chunk * chunk;
+        let src: Vec<u8> = (0..chunk).map(|i| (i * 31 + 7) as u8).collect();
+        let mut dst = vec![0u8; chunk];
+        for &name in impls {
+            let mut ring = Under::new(name, cap);
+            for _ in 0..backlog / chunk {
+                assert_eq!(ring.push(&src), chunk);
+            }
+            assert_eq!(ring.push_pop(&src, &mut dst), chunk);
+            assert_eq!(dst, src, "{name} lost bytes");
+            g.bench_with_input(BenchmarkId::new(name, chunk), &chunk, |b, _| {
+                b.iter_custom(|iters| {
+                    let r0 = ring.remaps();
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        black_box(ring.push_pop(black_box(&src), black_box(&mut dst)));
+                    }
+                    let e = t.elapsed();
+                    let remaps = (ring.remaps() - r0) as f64 / iters as f64;
+                    SAMPLES
+                        .lock()
+                        .unwrap()
+                        .entry((key, chunk, name))
+                        .or_default()
+                        .push((e.as_nanos() as f64 / iters as f64, remaps, iters));
+                    e
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn leapfrog(c: &mut Criterion) {
     for &cap in &RINGS {
-        let mut g = c.benchmark_group(format!("leapfrog/{}KiB", cap >> 10));
-        for &chunk in &CHUNKS {
-            if chunk > cap {
-                continue;
-            }
-            g.throughput(Throughput::Bytes(chunk as u64));
-            let backlog = (cap - chunk) / 2 / chunk * chunk;
-            let src: Vec<u8> = (0..chunk).map(|i| (i * 31 + 7) as u8).collect();
-            let mut dst = vec![0u8; chunk];
-            for name in IMPLS {
-                let mut ring = Under::new(name, cap);
-                for _ in 0..backlog / chunk {
-                    assert_eq!(ring.push(&src), chunk);
-                }
-                assert_eq!(ring.push_pop(&src, &mut dst), chunk);
-                g.bench_with_input(BenchmarkId::new(name, chunk), &chunk, |b, _| {
-                    b.iter_custom(|iters| {
-                        let r0 = ring.remaps();
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            black_box(ring.push_pop(black_box(&src), black_box(&mut dst)));
-                        }
-                        let e = t.elapsed();
-                        let remaps = (ring.remaps() - r0) as f64 / iters as f64;
-                        SAMPLES
-                            .lock()
-                            .unwrap()
-                            .entry((cap, chunk, name))
-                            .or_default()
-                            .push((e.as_nanos() as f64 / iters as f64, remaps, iters));
-                        e
-                    })
-                });
-            }
+        group(c, &format!("leapfrog/{}KiB", cap >> 10), cap, cap, &IMPLS);
+    }
+    let huge = LeapfrogOptions::new().huge_pages(true);
+    match LeapfrogRing::with_options(1, &huge) {
+        Ok(r) => {
+            let cap = r.capacity();
+            drop(r);
+            let impls = ["mirrored-huge", "leapfrog-huge"];
+            group(c, "leapfrog-huge", HUGE, cap, &impls);
         }
-        g.finish();
+        Err(e) => println!("leapfrog-huge: skipped ({e})"),
     }
 }
 
-/// The fastest sample of at least [`MIN_SAMPLE_BYTES`] (interference only ever
+/// The fastest sample of at least [`MIN_SAMPLE_BYTES`] (32 times that for huge pages) (interference only ever
 /// adds time), with its remaps per iteration.
-fn best(v: &[Sample], chunk: usize) -> Option<(f64, f64)> {
+fn best(v: &[Sample], key: usize, chunk: usize) -> Option<(f64, f64)> {
+    // A huge page moves once per 2 MiB: longer samples.
+    let least = if key == HUGE {
+        32 * MIN_SAMPLE_BYTES
+    } else {
+        MIN_SAMPLE_BYTES
+    };
     v.iter()
-        .filter(|s| s.2 * chunk as u64 >= MIN_SAMPLE_BYTES)
+        .filter(|s| s.2 * chunk as u64 >= least)
         .map(|s| (s.0, s.1))
         .fold(None, |a: Option<(f64, f64)>, b| match a {
             Some(a) if a.0 <= b.0 => Some(a),
@@ -140,7 +175,7 @@ fn best(v: &[Sample], chunk: usize) -> Option<(f64, f64)> {
 
 fn table() {
     let s = SAMPLES.lock().unwrap();
-    let get = |k: Key| s.get(&k).and_then(|v| best(v, k.1));
+    let get = |k: Key| s.get(&k).and_then(|v| best(v, k.0, k.1));
     println!();
     println!(
         "Leapfrog vs mirrored (same capacity; push one chunk, pop one chunk, half-full ring)."
@@ -151,10 +186,14 @@ fn table() {
         "| ring | chunk | mirrored GB/s | leapfrog GB/s | ratio | remaps/s | us/remap | +la16 GB/s | remaps/s | -lazy GB/s | remaps/s |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &cap in &RINGS {
+    let rows = RINGS
+        .iter()
+        .map(|&cap| (cap, "mirrored", "leapfrog"))
+        .chain([(HUGE, "mirrored-huge", "leapfrog-huge")]);
+    for (cap, mirrored, leap) in rows {
         for &chunk in &CHUNKS {
             let (Some((mt, _)), Some((lt, lr))) =
-                (get((cap, chunk, "mirrored")), get((cap, chunk, "leapfrog")))
+                (get((cap, chunk, mirrored)), get((cap, chunk, leap)))
             else {
                 continue;
             };
@@ -169,14 +208,23 @@ fn table() {
             let (la, la_r) = other("leapfrog+la16");
             let (lz, lz_r) = other("leapfrog-lazy");
             println!(
-                "| {} KiB | {} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {la} | {la_r} | {lz} | {lz_r} |",
-                cap >> 10,
+                "| {} | {} | {:.2} | {:.2} | {:.1} | {:.0} | {} | {la} | {la_r} | {lz} | {lz_r} |",
+                if cap == HUGE {
+                    "huge page".to_string()
+                } else {
+                    format!("{} KiB", cap >> 10)
+                },
                 chunk,
                 chunk as f64 / mt,
                 chunk as f64 / lt,
                 lt / mt,
                 per_s(lt, lr),
-                if lr > 0.0 { (lt - mt) / lr / 1e3 } else { 0.0 },
+                if lr > 0.0 && lt > mt {
+                    format!("{:.2}", (lt - mt) / lr / 1e3)
+                } else {
+                    // No remap, or the difference is below the noise.
+                    "~0".to_string()
+                },
             );
         }
     }
