@@ -35,7 +35,9 @@
 //! pages do not cover yet. That call first returns the pages wholly behind the
 //! reader (one backend call for the run), then maps the missing pages ahead (one
 //! call per run of consecutive physical pages: at most two), re-basing first
-//! when they would not fit. `consume` is bookkeeping only, so the read side
+//! when they would not fit. A `push` enters that path only when its bytes reach
+//! the end of the mapped pages, so with `K > 1` pages move in runs; a
+//! look-ahead ([`Leapfrog::set_lookahead`]) maps further ahead for longer runs. `consume` is bookkeeping only, so the read side
 //! never fails and never calls the backend. A backend error is kept
 //! ([`Leapfrog::last_error`]) and the write side then offers the free space that
 //! is mapped (possibly none); the next write-side call tries again. The buffered
@@ -48,8 +50,10 @@
 //! `write <= mapped_end <= W`, `mapped_start` and `mapped_end` multiples of `P`;
 //! every virtual page in `[mapped_start, mapped_end)` is mapped to physical page
 //! `(origin / P + v) mod K`. Pages behind `floor_P(read)` are mapped but no
-//! slice covers them; pages past `read + N` may be mapped (after a failed
-//! re-base or a self-test) but no slice covers them either.
+//! slice covers them; pages past `read + N` may be mapped (the look-ahead, the
+//! creation's self-test page) but no slice covers them either. A page mapped
+//! outside `[mapped_start, mapped_end)` (left by a failed call) is never
+//! touched, and is mapped over before it is used again.
 //!
 //! # Positions
 //!
