@@ -683,7 +683,7 @@ fn cmd_bench<'a, C: Console, P: Platform>(
     );
     for chunk in [1usize, 16, 64, 512, 4096] {
         let chunk = chunk.min(s.ring.capacity());
-        // Each transfer drains the ring, so the next one starts at offset 0 again.
+        // Each transfer drains the ring, so the next one starts over at the start.
         let tm = bench_pass(&mut s.ring, chunk, total, &src, &mut dst, &mut now);
         let mut modular =
             ModularRing::new(s.ring.store_mut()).map_err(|_| CmdError::Msg("bench: empty ring"))?;
