@@ -106,6 +106,7 @@ accept:
 # Host benchmarks (criterion), each ending with a ratio table from the same run.
 bench: setup
 	$(CARGO) bench --features std --bench ring
+	$(CARGO) bench --features std --bench leapfrog
 	$(CARGO) bench --features std --bench heatshrink -- --table
 
 # Deterministic Pi figures: QEMU with -icount shift=0 (1 us of system timer = 1000

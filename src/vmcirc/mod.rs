@@ -9,6 +9,7 @@
 //! | `byte_ring.rs` | [`ByteRing`]: the FIFO interface; a kind supplies the read side (`readable_parts` + `consume`) and the write side (`writable_parts` + `commit`), everything else is a default method |
 //! | `mirror.rs` | [`Mirror`]: the backend contract (a `2N` window over `N` bytes), `impl Mirror for &mut M`, the one [`self_test`] every backend runs |
 //! | `mirrored.rs` | [`Ring`]: the mirrored ring; the buffered bytes and the free space are always one slice each; the LZ77 [`Ring::history_view`] |
+//! | `leapfrog.rs` | [`Leapfrog`]: the leapfrogging ring, one endless contiguous stream over `K` pages that leap forward through a large window of address space (absolute stream positions, counters); [`PageWindow`]: what its backends supply (Linux [`MemfdPages`], the Pi's page tables) |
 //! | `modular.rs` | [`ModularRing`]: a plain modular ring over any `AsRef<[u8]> + AsMut<[u8]>` store (two-part reads), for comparisons and targets without a mirror |
 //! | `io.rs` | `std::io` impls (feature `std`) |
 //! | `linux/` | the Linux/Unix backend (feature `std`, and the host tests): [`MemfdMirror`] and [`MirrorRing`]; the primitives [`Reservation`] (address space held with `PROT_NONE`, pages mapped over it and released) and [`DoubleMap`] (any file descriptor mapped twice back to back, self-tested); fork detection |
@@ -33,6 +34,7 @@
 use core::fmt;
 
 mod byte_ring;
+mod leapfrog;
 mod mirror;
 mod mirrored;
 mod modular;
@@ -43,12 +45,15 @@ mod io;
 mod linux;
 
 pub use byte_ring::ByteRing;
+pub use leapfrog::{LeapError, LeapLayout, LeapStats, Leapfrog, PageWindow};
 pub use mirror::{self_test, Mirror, Probe, SelfTestFailure};
 pub use mirrored::Ring;
 pub use modular::ModularRing;
 
 #[cfg(all(unix, any(feature = "std", test)))]
 pub use linux::{Backend, DoubleMap, MemfdMirror, MirrorOptions, MirrorRing, Reservation};
+#[cfg(all(unix, any(feature = "std", test)))]
+pub use linux::{LeapfrogOptions, LeapfrogRing, MemfdPages};
 
 /// Why a ring operation was refused. The ring is unchanged when one is returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

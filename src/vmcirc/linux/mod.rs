@@ -43,8 +43,10 @@ use std::string::String;
 use super::{Mirror, Probe, Ring};
 
 mod fork;
+mod leapfrog;
 mod map;
 
+pub use leapfrog::{LeapfrogOptions, LeapfrogRing, MemfdPages};
 pub use map::{DoubleMap, Reservation};
 
 /// The safe mirrored ring on Linux/Unix: `Send`, not `Sync`.
