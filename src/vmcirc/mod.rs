@@ -30,6 +30,7 @@ use core::fmt;
 
 mod mirrored;
 mod modular;
+pub mod shared;
 
 #[cfg(all(unix, any(feature = "std", test)))]
 mod io;
