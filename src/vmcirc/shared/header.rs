@@ -417,11 +417,17 @@ mod tests {
             ("kind", &|h| h.id.0.kind.store(KIND_MPSC, Ordering::Relaxed)),
             ("size", &|h| h.id.0.header_size.store(8, Ordering::Relaxed)),
             ("cap0", &|h| h.id.0.capacity.store(0, Ordering::Relaxed)),
-            ("capodd", &|h| h.id.0.capacity.store(8 * PAGE + 1, Ordering::Relaxed)),
-            ("caphuge", &|h| h.id.0.capacity.store(u64::MAX - 4095, Ordering::Relaxed)),
+            ("capodd", &|h| {
+                h.id.0.capacity.store(8 * PAGE + 1, Ordering::Relaxed)
+            }),
+            ("caphuge", &|h| {
+                h.id.0.capacity.store(u64::MAX - 4095, Ordering::Relaxed)
+            }),
             ("off", &|h| h.id.0.data_offset.store(0, Ordering::Relaxed)),
             ("tail<head", &|h| h.head.0.store(5, Ordering::Relaxed)),
-            ("overfull", &|h| h.tail.0.store(8 * PAGE + 1, Ordering::Relaxed)),
+            ("overfull", &|h| {
+                h.tail.0.store(8 * PAGE + 1, Ordering::Relaxed)
+            }),
         ];
         for (name, break_it) in cases {
             let h = ring();
@@ -448,15 +454,22 @@ mod tests {
         h.producer.0.claim_once(Side::Producer, me, 1).unwrap();
         assert_eq!(h.producer.0.state(), STATE_ATTACHED);
         assert!(matches!(
-            h.producer.0.claim_once(Side::Producer, pack_owner(43, 1), 1),
+            h.producer
+                .0
+                .claim_once(Side::Producer, pack_owner(43, 1), 1),
             Err(Error::SideTaken { pid: 42, .. })
         ));
         h.producer.0.close();
         assert!(matches!(
-            h.producer.0.claim_once(Side::Producer, pack_owner(43, 1), 1),
+            h.producer
+                .0
+                .claim_once(Side::Producer, pack_owner(43, 1), 1),
             Err(Error::SideTaken { pid: 0, .. })
         ));
-        assert!(!h.producer.0.take_over(pack_owner(1, 1), pack_owner(43, 1), 1));
+        assert!(!h
+            .producer
+            .0
+            .take_over(pack_owner(1, 1), pack_owner(43, 1), 1));
         assert!(h.producer.0.take_over(me, pack_owner(43, 1), 1));
         assert_eq!(unpack_owner(h.producer.0.owner()), (43, 1));
     }

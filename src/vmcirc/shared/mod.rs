@@ -46,9 +46,9 @@ mod records;
 mod stream;
 
 #[cfg(all(target_os = "linux", any(feature = "std", test), not(loom)))]
-pub use region::{recv_fd, send_fd, Options};
+pub use records::{MpscConsumer, MpscProducer, MpscRing, Record, Reservation};
 #[cfg(all(target_os = "linux", any(feature = "std", test), not(loom)))]
-// records later
+pub use region::{recv_fd, send_fd, Options};
 #[cfg(all(target_os = "linux", any(feature = "std", test), not(loom)))]
 pub use stream::{Consumer, Producer, SpscRing};
 
@@ -261,7 +261,10 @@ impl From<Error> for std::io::Error {
         let kind = match &e {
             Error::Os(e) => e.kind(),
             Error::Closed(_) => K::BrokenPipe,
-            Error::PeerDied { side: Side::Producer, .. } => K::UnexpectedEof,
+            Error::PeerDied {
+                side: Side::Producer,
+                ..
+            } => K::UnexpectedEof,
             Error::PeerDied { .. } => K::BrokenPipe,
             Error::TimedOut => K::TimedOut,
             Error::WouldBlock => K::WouldBlock,

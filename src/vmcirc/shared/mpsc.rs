@@ -171,7 +171,9 @@ impl<H: Deref<Target = Header>, W: Words> MpscProducerCore<H, W> {
             }
         };
         let off = (pos % self.cap) as usize;
-        self.words.word(off + 8).store(self.owner, Ordering::Relaxed);
+        self.words
+            .word(off + 8)
+            .store(self.owner, Ordering::Relaxed);
         // Release: the owner word is visible to a consumer that sees BUSY.
         self.words
             .word(off)
@@ -227,6 +229,11 @@ pub enum Next {
     Empty,
     /// A record is reserved but not committed yet.
     Pending,
+    /// An aborted record of `size` bytes: release it and look again.
+    Aborted {
+        /// Bytes in the ring.
+        size: u64,
+    },
     /// A committed record: `len` payload bytes at `offset` (contiguous in the
     /// mirrored area), `size` bytes in all.
     Ready {
@@ -320,15 +327,14 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
                 tag(pos),
             ));
         }
-        let size = record_size(len, self.cap).map_err(|_| {
-            Error::corrupt("record length beyond the capacity", len, self.cap)
-        })?;
+        let size = record_size(len, self.cap)
+            .map_err(|_| Error::corrupt("record length beyond the capacity", len, self.cap))?;
         Ok((state, len, size))
     }
 
-    /// Looks at the read position; skips aborted records.
+    /// Looks at the read position.
     pub fn peek(&mut self) -> Result<Next, Error> {
-        loop {
+        {
             let off = (self.head % self.cap) as usize;
             // Acquire: pairs with the producer's Release store of COMMITTED (or
             // BUSY): its payload (or owner word) is visible.
@@ -359,7 +365,7 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
                         size,
                     })
                 }
-                STATE_ABORTED => self.release(size),
+                STATE_ABORTED => return Ok(Next::Aborted { size }),
                 STATE_BUSY => return Ok(Next::Pending),
                 _ => return Err(Error::corrupt("record state", state, STATE_ABORTED)),
             }
@@ -371,7 +377,8 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
     /// [`MpscConsumerCore::stuck`].
     pub fn release(&mut self, size: u64) {
         let size = size.min(self.cap);
-        self.words.zero((self.head % self.cap) as usize, size as usize);
+        self.words
+            .zero((self.head % self.cap) as usize, size as usize);
         self.head += size;
         // Release: our reads and the zeroing happen before a producer, which
         // loads `head` with Acquire, reuses the bytes.
@@ -494,7 +501,12 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
 
     /// Withdraws an announcement from [`MpscConsumerCore::prepare_sleep`].
     pub fn cancel_sleep(&self) {
-        self.h.data_wait.0.store(0, Ordering::Relaxed);
+        // An RMW, not a plain store: the peer's `swap(0)` may come between our
+        // `swap(1)` and this, and our next `swap(1)` must still synchronize with
+        // it. It does only through a chain of RMWs (a release sequence); a
+        // Relaxed store here would break the chain and lose a wake-up (loom
+        // found exactly that).
+        self.h.data_wait.0.swap(0, Ordering::AcqRel);
     }
 }
 
@@ -554,7 +566,9 @@ mod tests {
         assert_eq!(big.size, 128);
         assert_eq!(b.try_reserve(0).unwrap(), None);
         a.abort(&big);
-        assert_eq!(c.peek().unwrap(), Next::Empty, "aborted records are skipped");
+        assert_eq!(c.peek().unwrap(), Next::Aborted { size: 128 });
+        c.release(128);
+        assert_eq!(c.peek().unwrap(), Next::Empty);
         assert!(matches!(a.try_reserve(113), Err(Error::TooLarge { .. })));
     }
 
@@ -574,7 +588,13 @@ mod tests {
         assert_eq!(c.peek().unwrap(), Next::Pending);
         assert_eq!(c.stuck(|_| false).unwrap(), None, "alive: wait");
         let s = c.stuck(|o| o == pa).unwrap().unwrap();
-        assert_eq!(s, Stuck { owner: pa, size: ca.size });
+        assert_eq!(
+            s,
+            Stuck {
+                owner: pa,
+                size: ca.size
+            }
+        );
         c.release(s.size);
         assert!(matches!(c.peek().unwrap(), Next::Ready { len: 3, .. }));
         c.release(cb.size);

@@ -236,11 +236,8 @@ impl Region {
             .map_err(|e| os(&format!("sizing the {cap}-byte ring file"), e))?;
         let mut flags = 0;
         if seal {
-            rustix::fs::fcntl_add_seals(
-                &fd,
-                SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-            )
-            .map_err(|e| os("sealing the ring file", e))?;
+            rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+                .map_err(|e| os("sealing the ring file", e))?;
             flags |= FLAG_SEALED;
         }
         let header = map_header(fd.as_fd(), data_offset)?;
@@ -427,7 +424,8 @@ fn map_twice(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<NonNull<
         }
     }
     // SAFETY: advice on our own mapping; changes nothing in this process.
-    unsafe { mm::madvise(reserved, total, mm::Advice::LinuxDontFork) }.map_err(|e| unreserve(e.into()))?;
+    unsafe { mm::madvise(reserved, total, mm::Advice::LinuxDontFork) }
+        .map_err(|e| unreserve(e.into()))?;
     NonNull::new(reserved.cast::<u8>())
         .ok_or_else(|| unreserve(io::Error::other("mmap returned null")))
 }
@@ -469,7 +467,10 @@ pub fn send_fd(socket: impl AsFd, fd: BorrowedFd<'_>) -> io::Result<()> {
         SendFlags::NOSIGNAL,
     )?;
     if n != 1 {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "sendmsg sent nothing"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "sendmsg sent nothing",
+        ));
     }
     Ok(())
 }
@@ -528,7 +529,13 @@ impl super::mpsc::Words for Mapped {
         // SAFETY: off + 8 <= 2N, inside the window; the window is page aligned,
         // so `off` is 8-aligned; an AtomicU64 may alias bytes that are otherwise
         // accessed non-atomically at other times (the protocol orders those).
-        unsafe { &*self.0.data().add(off).cast::<core::sync::atomic::AtomicU64>() }
+        unsafe {
+            &*self
+                .0
+                .data()
+                .add(off)
+                .cast::<core::sync::atomic::AtomicU64>()
+        }
     }
 
     fn zero(&self, offset: usize, len: usize) {

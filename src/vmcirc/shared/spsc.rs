@@ -168,7 +168,12 @@ impl<H: Deref<Target = Header>> ProducerCore<H> {
     /// Withdraws an announcement from [`ProducerCore::prepare_sleep`] (a wake-up
     /// that still arrives is harmless).
     pub fn cancel_sleep(&self) {
-        self.h.space_wait.0.store(0, Ordering::Relaxed);
+        // An RMW, not a plain store: the peer's `swap(0)` may come between our
+        // `swap(1)` and this, and our next `swap(1)` must still synchronize with
+        // it. It does only through a chain of RMWs (a release sequence); a
+        // Relaxed store here would break the chain and lose a wake-up (loom
+        // found exactly that).
+        self.h.space_wait.0.swap(0, Ordering::AcqRel);
     }
 }
 
@@ -285,7 +290,12 @@ impl<H: Deref<Target = Header>> ConsumerCore<H> {
 
     /// Withdraws an announcement from [`ConsumerCore::prepare_sleep`].
     pub fn cancel_sleep(&self) {
-        self.h.data_wait.0.store(0, Ordering::Relaxed);
+        // An RMW, not a plain store: the peer's `swap(0)` may come between our
+        // `swap(1)` and this, and our next `swap(1)` must still synchronize with
+        // it. It does only through a chain of RMWs (a release sequence); a
+        // Relaxed store here would break the chain and lose a wake-up (loom
+        // found exactly that).
+        self.h.data_wait.0.swap(0, Ordering::AcqRel);
     }
 }
 

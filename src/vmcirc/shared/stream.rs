@@ -189,7 +189,10 @@ impl Producer {
 
     fn check_consumer_alive(&mut self) -> Result<(), Error> {
         let c = &self.core.header().consumer.0;
-        let (owner, ns) = (c.owner(), c.pidns.load(std::sync::atomic::Ordering::Relaxed));
+        let (owner, ns) = (
+            c.owner(),
+            c.pidns.load(std::sync::atomic::Ordering::Relaxed),
+        );
         if c.state() == STATE_ATTACHED && self.watch.is_dead(owner, ns, self.me.pidns) {
             return Err(Error::PeerDied {
                 side: Side::Consumer,
@@ -233,9 +236,7 @@ impl Producer {
         debug_assert!(data.len() as u64 <= self.core.free());
         // SAFETY: data.len() <= free <= N and off < N: inside the window, in the
         // producer's free space (see `writable`).
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.data().add(off), data.len())
-        };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.data().add(off), data.len()) };
     }
 
     /// Blocks until at least `min` bytes (clamped to `1..=N`) are free; returns
@@ -245,7 +246,9 @@ impl Producer {
         let min = (min.max(1) as u64).min(self.core.capacity());
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
-        let mut checked = start;
+        // Check the peer's liveness before the first sleep, then every SLICE
+        // (a sleep is a syscall anyway; the fast path makes none).
+        let mut checked: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
             self.check_consumer_closed()?;
@@ -265,8 +268,8 @@ impl Producer {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::TimedOut);
             }
-            if now - checked >= SLICE {
-                checked = now;
+            if checked.is_none_or(|c| now - c >= SLICE) {
+                checked = Some(now);
                 self.check_consumer_alive()?;
             }
             if self.core.prepare_sleep(min)? {
@@ -425,7 +428,10 @@ impl Consumer {
 
     fn producer_dead(&mut self) -> Option<u32> {
         let p = &self.core.header().producer.0;
-        let (owner, ns) = (p.owner(), p.pidns.load(std::sync::atomic::Ordering::Relaxed));
+        let (owner, ns) = (
+            p.owner(),
+            p.pidns.load(std::sync::atomic::Ordering::Relaxed),
+        );
         (p.state() == STATE_ATTACHED && self.watch.is_dead(owner, ns, self.me.pidns))
             .then_some(owner as u32)
     }
@@ -439,7 +445,9 @@ impl Consumer {
         let min = (min.max(1) as u64).min(self.core.capacity());
         let start = Instant::now();
         let deadline = timeout.map(|t| start + t);
-        let mut checked = start;
+        // Check the peer's liveness before the first sleep, then every SLICE
+        // (a sleep is a syscall anyway; the fast path makes none).
+        let mut checked: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
             let avail = self.core.available_at_least(min)?;
@@ -462,8 +470,8 @@ impl Consumer {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::TimedOut);
             }
-            if now - checked >= SLICE {
-                checked = now;
+            if checked.is_none_or(|c| now - c >= SLICE) {
+                checked = Some(now);
                 if let Some(pid) = self.producer_dead() {
                     return match self.core.refresh()? {
                         0 => Err(Error::PeerDied {
@@ -486,7 +494,11 @@ impl Consumer {
 
     /// Blocks for at least one byte and moves up to `buf.len()` out; 0 at the end
     /// of the stream.
-    pub fn pop_blocking(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> Result<usize, Error> {
+    pub fn pop_blocking(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Error> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -534,4 +546,3 @@ impl io::BufRead for Consumer {
         let _ = Consumer::consume(self, amt);
     }
 }
-
