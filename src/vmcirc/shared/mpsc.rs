@@ -13,7 +13,7 @@
 //! payload: len bytes, then zeros to the next multiple of 8
 //! ```
 //!
-//! Producer: (1) load `head` (Acquire) and `tail`, check the space; (2) write the
+//! Producer: (1) load `tail` then `head` (both Acquire), check the space; (2) write the
 //! claim `(tail, size)` into its producer slot; (3) CAS `tail` to `tail + size`
 //! (retry from 1 on failure); (4) write word 1 and word 0 = BUSY (Release);
 //! (5) clear the claim (Release); (6) write the payload; (7) word 0 = COMMITTED
@@ -144,14 +144,30 @@ impl<H: Deref<Target = Header>, W: Words> MpscProducerCore<H, W> {
     pub fn try_reserve(&mut self, len: u64) -> Result<Option<Claim>, Error> {
         let size = record_size(len, self.cap)?;
         let slot = &self.h.slots[self.slot].0;
+        let mut stale = 0u32;
         let pos = loop {
+            // Acquire: pairs with the Release CAS of the producer that moved
+            // `tail` here. That producer loaded `head` before its CAS and saw
+            // `tail - head <= N`; our `head` load below is at least as new as
+            // its (read-read coherence), so `tail - head <= N` holds for us too.
+            let tail = self.h.tail.0.load(Ordering::Acquire);
             // Acquire: pairs with the consumer's Release store of `head` after it
             // zeroed the records it consumed: our writes to those bytes come after.
             let head = self.h.head.0.load(Ordering::Acquire);
-            // Relaxed: producers agree on positions through the CAS alone; the
-            // bytes at a position are guarded by `head` (above).
-            let tail = self.h.tail.0.load(Ordering::Relaxed);
-            // `head` was loaded first and `tail` only grows, so head <= tail.
+            if head > tail {
+                // The consumer got past the `tail` we loaded: it is stale, reload.
+                // A `head` that stays ahead of every `tail` is corruption.
+                stale += 1;
+                if stale > 1 << 16 {
+                    return Err(Error::corrupt(
+                        "read position ahead of the reserve position",
+                        head,
+                        tail,
+                    ));
+                }
+                super::sync::spin_loop();
+                continue;
+            }
             check_positions(head, tail, self.cap)?;
             if self.cap - (tail - head) < size {
                 return Ok(None);
@@ -164,7 +180,9 @@ impl<H: Deref<Target = Header>, W: Words> MpscProducerCore<H, W> {
                 .h
                 .tail
                 .0
-                .compare_exchange_weak(tail, tail + size, Ordering::Relaxed, Ordering::Relaxed)
+                // Release: see the Acquire load of `tail` above. Relaxed on
+                // failure: we start over.
+                .compare_exchange_weak(tail, tail + size, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
             {
                 break tail;
@@ -213,8 +231,12 @@ impl<H: Deref<Target = Header>, W: Words> MpscProducerCore<H, W> {
     pub fn prepare_sleep(&self, len: u64) -> Result<bool, Error> {
         let size = record_size(len, self.cap)?;
         self.h.space_wait.0.swap(1, Ordering::AcqRel);
+        // The same loads as in `try_reserve`.
+        let tail = self.h.tail.0.load(Ordering::Acquire);
         let head = self.h.head.0.load(Ordering::Acquire);
-        let tail = self.h.tail.0.load(Ordering::Relaxed);
+        if head > tail {
+            return Ok(false); // stale `tail`: try again
+        }
         check_positions(head, tail, self.cap)?;
         // Leave the word set even when there is room: other producers may sleep
         // on it, and the consumer's next release clears it with one wake.
@@ -306,6 +328,10 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
     }
 
     fn tail(&self) -> Result<u64, Error> {
+        // Relaxed: the value only says whether something is reserved and bounds
+        // what a header may claim. It is never behind `head`: every record we
+        // passed was seen through an Acquire load of its header, which the
+        // reserving CAS happens-before.
         let tail = self.h.tail.0.load(Ordering::Relaxed);
         check_positions(self.head, tail, self.cap)?;
         Ok(tail)
