@@ -4,6 +4,7 @@
 //! - `vmcirc term`: an interactive serial terminal for the real board.
 //! - `vmcirc hs`: heatshrink compress / decompress (and send to the board).
 //! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
+//! - `vmcirc ipc`: send / receive a byte stream between processes through a shared ring.
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
 //!
@@ -14,6 +15,7 @@ mod fake;
 mod hostshell;
 mod hs;
 mod hs_send;
+mod ipc;
 mod link;
 mod qemu;
 mod runner;
@@ -83,6 +85,11 @@ enum Cmd {
         /// Create a first ring of this many bytes (rounded up to the page size).
         #[arg(long)]
         capacity: Option<usize>,
+    },
+    /// Move a byte stream between two processes through a named shared ring.
+    Ipc {
+        #[command(subcommand)]
+        cmd: ipc::IpcCommand,
     },
     /// A fake board on stdin/stdout for testing `vmcirc script` without QEMU.
     #[command(hide = true)]
@@ -206,6 +213,7 @@ fn main() -> ExitCode {
         Cmd::Script(args) => run_script(args),
         Cmd::Hs { cmd } => hs::run(cmd).map(|()| ExitCode::SUCCESS),
         Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
+        Cmd::Ipc { cmd } => ipc::run(cmd),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
