@@ -91,7 +91,7 @@ accept:
 bench: setup
 	$(CARGO) bench --features std --bench ring
 	$(CARGO) bench --features std --bench heatshrink -- --table
-	$(CARGO) bench --features std --bench ipc -- --table
+	$(CARGO) bench --features std --bench ipc
 
 # Deterministic Pi figures: QEMU with -icount shift=0 (1 us of system timer = 1000
 # guest instructions); prints the kernel's bench table and stress ratios.

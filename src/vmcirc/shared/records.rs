@@ -223,11 +223,13 @@ impl MpscProducer {
                 continue;
             }
             let now = Instant::now();
-            if now - start < self.spin {
-                continue;
-            }
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::TimedOut);
+            }
+            if now - start < self.spin {
+                // Let the peer run if it waits for this CPU (a loaded machine).
+                std::thread::yield_now();
+                continue;
             }
             if checked.is_none_or(|c| now - c >= SLICE) {
                 checked = Some(now);
@@ -535,6 +537,7 @@ impl MpscConsumer {
                 });
             }
             if now - start < self.spin {
+                std::thread::yield_now();
                 continue;
             }
             if checked.is_none_or(|c| now - c >= SLICE) {

@@ -18,7 +18,8 @@
 //!
 //! One stream per ring: each side is attached once (a second `producer()` or
 //! `consumer()`, in any process, is [`Error::SideTaken`]). The fast path makes
-//! no syscall: a wait first spins briefly (default 20 us, [`Producer::set_spin`])
+//! no syscall: a wait first polls briefly (default 20 us, [`Producer::set_spin`],
+//! yielding the CPU every 64 polls)
 //! and then sleeps on the header's futex word in slices of 50 ms, checking the
 //! peer's liveness between slices (see `liveness.rs`). So a peer killed with
 //! SIGKILL is noticed within about 50 ms.
@@ -262,11 +263,13 @@ impl Producer {
                 continue;
             }
             let now = Instant::now();
-            if now - start < self.spin {
-                continue;
-            }
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::TimedOut);
+            }
+            if now - start < self.spin {
+                // Let the peer run if it waits for this CPU (a loaded machine).
+                std::thread::yield_now();
+                continue;
             }
             if checked.is_none_or(|c| now - c >= SLICE) {
                 checked = Some(now);
@@ -464,11 +467,13 @@ impl Consumer {
                 continue;
             }
             let now = Instant::now();
-            if now - start < self.spin {
-                continue;
-            }
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::TimedOut);
+            }
+            if now - start < self.spin {
+                // Let the peer run if it waits for this CPU (a loaded machine).
+                std::thread::yield_now();
+                continue;
             }
             if checked.is_none_or(|c| now - c >= SLICE) {
                 checked = Some(now);
