@@ -219,7 +219,7 @@ fn spawn(transport: &str, role: &str) -> (Child, Tx, Rx) {
 /// loaded machine).
 fn backoff(idle: &mut u32) {
     *idle += 1;
-    if *idle % 64 == 0 {
+    if idle.is_multiple_of(64) {
         std::thread::yield_now();
     } else {
         std::hint::spin_loop();

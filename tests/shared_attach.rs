@@ -64,7 +64,7 @@ fn corrupted_header_fields_are_errors() {
         (
             "capacity huge",
             CAPACITY,
-            (u64::MAX & !0xFFFF).to_le_bytes().to_vec(),
+            (!0xFFFFu64).to_le_bytes().to_vec(),
             |e| matches!(e, Error::Corrupt { .. }),
         ),
         (

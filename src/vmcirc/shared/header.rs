@@ -137,7 +137,7 @@ pub struct Header {
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(size_of::<Header>() <= 4096 && size_of::<Header>() % 128 == 0);
+const _: () = assert!(size_of::<Header>() <= 4096 && size_of::<Header>().is_multiple_of(128));
 
 /// Owner word of `pid` started at `start` (clock ticks since boot, low 32 bits).
 /// Never 0 for a real process (pid 0 is not a process).
@@ -339,7 +339,7 @@ impl Header {
             ));
         }
         let capacity = id.capacity.load(Ordering::Relaxed);
-        if capacity == 0 || capacity > MAX_CAPACITY || page == 0 || capacity % page != 0 {
+        if capacity == 0 || capacity > MAX_CAPACITY || page == 0 || !capacity.is_multiple_of(page) {
             return Err(Error::corrupt(
                 "capacity (zero, too large, or not a multiple of the page size)",
                 capacity,
@@ -349,7 +349,7 @@ impl Header {
         let data_offset = id.data_offset.load(Ordering::Relaxed);
         if data_offset < size_of::<Header>() as u64
             || data_offset > MAX_DATA_OFFSET
-            || data_offset % page != 0
+            || !data_offset.is_multiple_of(page)
         {
             return Err(Error::corrupt(
                 "data offset (inside the header, too large, or not page aligned)",
@@ -412,7 +412,8 @@ mod tests {
             h.validate(KIND_SPSC, 9 * PAGE, PAGE),
             Err(Error::NotInitialised)
         ));
-        let cases: [(&str, &dyn Fn(&Header)); 9] = [
+        type Breaker<'a> = (&'a str, &'a dyn Fn(&Header));
+        let cases: [Breaker; 9] = [
             ("version", &|h| h.id.0.version.store(2, Ordering::Relaxed)),
             ("kind", &|h| h.id.0.kind.store(KIND_MPSC, Ordering::Relaxed)),
             ("size", &|h| h.id.0.header_size.store(8, Ordering::Relaxed)),

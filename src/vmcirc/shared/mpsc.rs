@@ -291,7 +291,7 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
         let head = h.head.0.load(Ordering::Acquire);
         let tail = h.tail.0.load(Ordering::Acquire);
         check_positions(head, tail, capacity)?;
-        if head % 8 != 0 {
+        if !head.is_multiple_of(8) {
             return Err(Error::corrupt("read position not 8-aligned", head, 8));
         }
         Ok(MpscConsumerCore {
@@ -360,41 +360,37 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
 
     /// Looks at the read position.
     pub fn peek(&mut self) -> Result<Next, Error> {
-        {
-            let off = (self.head % self.cap) as usize;
-            // Acquire: pairs with the producer's Release store of COMMITTED (or
-            // BUSY): its payload (or owner word) is visible.
-            let w = self.words.word(off).load(Ordering::Acquire);
-            if w == 0 {
-                return Ok(if self.tail()? == self.head {
-                    Next::Empty
-                } else {
-                    Next::Pending
-                });
-            }
-            let (state, len, size) = self.decode(w, self.head)?;
-            // The reservation happened before the header store we synchronized
-            // with, so `tail` covers the whole record unless it is corrupt.
-            let tail = self.tail()?;
-            if size > tail - self.head {
-                return Err(Error::corrupt(
-                    "record extends past the reserve position",
-                    self.head + size,
-                    tail,
-                ));
-            }
-            match state {
-                STATE_COMMITTED => {
-                    return Ok(Next::Ready {
-                        offset: off + RECORD_HEADER as usize,
-                        len: len as usize,
-                        size,
-                    })
-                }
-                STATE_ABORTED => return Ok(Next::Aborted { size }),
-                STATE_BUSY => return Ok(Next::Pending),
-                _ => return Err(Error::corrupt("record state", state, STATE_ABORTED)),
-            }
+        let off = (self.head % self.cap) as usize;
+        // Acquire: pairs with the producer's Release store of COMMITTED (or
+        // BUSY): its payload (or owner word) is visible.
+        let w = self.words.word(off).load(Ordering::Acquire);
+        if w == 0 {
+            return Ok(if self.tail()? == self.head {
+                Next::Empty
+            } else {
+                Next::Pending
+            });
+        }
+        let (state, len, size) = self.decode(w, self.head)?;
+        // The reservation happened before the header store we synchronized
+        // with, so `tail` covers the whole record unless it is corrupt.
+        let tail = self.tail()?;
+        if size > tail - self.head {
+            return Err(Error::corrupt(
+                "record extends past the reserve position",
+                self.head + size,
+                tail,
+            ));
+        }
+        match state {
+            STATE_COMMITTED => Ok(Next::Ready {
+                offset: off + RECORD_HEADER as usize,
+                len: len as usize,
+                size,
+            }),
+            STATE_ABORTED => Ok(Next::Aborted { size }),
+            STATE_BUSY => Ok(Next::Pending),
+            _ => Err(Error::corrupt("record state", state, STATE_ABORTED)),
         }
     }
 
@@ -461,7 +457,7 @@ impl<H: Deref<Target = Header>, W: Words> MpscConsumerCore<H, W> {
         // reserver keeps its claim until its header is written). With several,
         // some failed their CAS: keep the sizes that end where a record starts.
         let plausible = |size: u64| -> bool {
-            if size < RECORD_HEADER || size % 8 != 0 || size > tail - self.head {
+            if size < RECORD_HEADER || !size.is_multiple_of(8) || size > tail - self.head {
                 return false;
             }
             let next = self.head + size;

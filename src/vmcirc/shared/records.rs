@@ -218,7 +218,7 @@ impl MpscProducer {
                 break c;
             }
             spins += 1;
-            if spins % 64 != 0 {
+            if !spins.is_multiple_of(64) {
                 std::hint::spin_loop();
                 continue;
             }
@@ -524,7 +524,7 @@ impl MpscConsumer {
                 }
             };
             spins += 1;
-            if spins % 64 != 0 && timeout != Some(Duration::ZERO) {
+            if !spins.is_multiple_of(64) && timeout != Some(Duration::ZERO) {
                 std::hint::spin_loop();
                 continue;
             }

@@ -258,7 +258,7 @@ impl Producer {
                 return Ok(free as usize);
             }
             spins += 1;
-            if spins % 64 != 0 {
+            if !spins.is_multiple_of(64) {
                 std::hint::spin_loop();
                 continue;
             }
@@ -462,7 +462,7 @@ impl Consumer {
                 return Ok(self.core.refresh()? as usize);
             }
             spins += 1;
-            if spins % 64 != 0 {
+            if !spins.is_multiple_of(64) {
                 std::hint::spin_loop();
                 continue;
             }
