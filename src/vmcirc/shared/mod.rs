@@ -27,6 +27,18 @@
 //!
 //! The atomics come from `sync`, which is `loom`'s under `cfg(loom)`: the loom
 //! models in `loom_tests` check this very protocol code (`make test-loom`).
+//!
+//! For the kernel (not wired up yet): the UART receive queue would be a
+//! [`header::Header`] (a static, `Header::zeroed()` + `init`) and a mirrored
+//! store (1 MiB sections mapped twice by `crate::mmu`). The interrupt handler
+//! holds a [`spsc::ProducerCore`]: `free_at_least(1)`, write the FIFO bytes at
+//! `write_offset()`, `commit(n)`; when `free()` is 0 it leaves the bytes in the
+//! FIFO and masks RX (today's backpressure). The shell holds a
+//! [`spsc::ConsumerCore`]: `available_at_least(1)`, read one contiguous slice at
+//! `read_offset()` (`rx`, `push rx`, `hs` take it straight from there),
+//! `consume(n)`, then unmask RX. No futex: `consumer_needs_wake` and
+//! `prepare_sleep` are simply not called (the `spsc_polling` loom model). `info`
+//! reads `position()` of both halves as the byte counters.
 
 pub mod header;
 pub mod mpsc;

@@ -108,6 +108,7 @@ impl MpscRing {
             spin: SPIN,
             stall: Duration::from_millis(100),
             pending_since: None,
+            stuck_checked: None,
             lost_records: 0,
             lost_bytes: 0,
         })
@@ -118,6 +119,9 @@ impl MpscRing {
         max_payload(self.capacity() as u64) as usize
     }
 }
+
+/// How often a stalled record's owner is checked after the stall timeout.
+const STUCK_RECHECK: Duration = Duration::from_millis(10);
 
 fn slice_until(deadline: Option<Instant>, now: Instant) -> Duration {
     deadline.map_or(SLICE, |d| d.saturating_duration_since(now).min(SLICE))
@@ -340,6 +344,7 @@ pub struct MpscConsumer {
     spin: Duration,
     stall: Duration,
     pending_since: Option<Instant>,
+    stuck_checked: Option<Instant>,
     lost_records: u64,
     lost_bytes: u64,
 }
@@ -413,6 +418,7 @@ impl MpscConsumer {
     fn release(&mut self, size: u64) {
         self.core.release(size);
         self.pending_since = None;
+        self.stuck_checked = None;
         if self.core.producers_need_wake() {
             futex::wake_all(&self.h().space_wait.0);
         }
@@ -506,6 +512,7 @@ impl MpscConsumer {
                 }
                 Next::Empty => {
                     self.pending_since = None;
+                    self.stuck_checked = None;
                     if self.producers_seen() > 0 && !self.producers_attached(false) {
                         // Re-check: a record committed just before the close.
                         if matches!(self.core.peek()?, Next::Empty) {
@@ -517,7 +524,15 @@ impl MpscConsumer {
                 }
                 Next::Pending => {
                     let since = *self.pending_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.stall {
+                    // After the stall timeout, check the owner every few ms (a
+                    // liveness check is a syscall; a slow producer may hold
+                    // its record for long).
+                    if since.elapsed() >= self.stall
+                        && self
+                            .stuck_checked
+                            .is_none_or(|c| c.elapsed() >= STUCK_RECHECK)
+                    {
+                        self.stuck_checked = Some(Instant::now());
                         self.try_skip()?;
                     }
                     true
@@ -555,7 +570,7 @@ impl MpscConsumer {
                     nap = nap.min(
                         self.stall
                             .saturating_sub(since.elapsed())
-                            .max(Duration::from_millis(1)),
+                            .max(STUCK_RECHECK),
                     );
                 }
                 futex::wait(&self.h().data_wait.0, 1, nap);
@@ -570,12 +585,5 @@ impl Drop for MpscConsumer {
         if self.core.producers_need_wake() {
             futex::wake_all(&self.h().space_wait.0);
         }
-    }
-}
-
-impl Options {
-    /// The capacity asked for.
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 }

@@ -63,6 +63,11 @@ impl Options {
         self
     }
 
+    /// The capacity asked for.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Permission bits of a named ring (default `0o600`: this user only).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode & 0o777;
