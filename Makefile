@@ -2,7 +2,7 @@
 #
 #   make            kernel only: build/kernel.elf and build/kernel.img
 #   make run        set up if needed, build, boot the kernel in QEMU (shell on this terminal)
-#   make test       set up if needed, every host test and every QEMU session
+#   make test       set up if needed, every host test, the loom models and every QEMU session
 #   make accept     the QEMU sessions, writing received output to their golden files
 #   make clippy     clippy for the host and the kernel target
 #   make sdcard     build/sdcard/ (and build/sdcard.img with mtools) for a real board
@@ -26,7 +26,7 @@ BUILD_ID     ?= $(shell git rev-parse --short=8 HEAD 2>/dev/null || echo unknown
 SCRIPTS      := $(sort $(wildcard tools/scripts/*.vms) $(wildcard tools/scripts/common/*.vms))
 HOST_SCRIPTS := $(sort $(wildcard tools/scripts/common/*.vms))
 
-.PHONY: all kernel setup run test test-host test-qemu accept clippy fmt sdcard install clean objdump tool bench bench-pi
+.PHONY: all kernel setup run test test-host test-loom test-qemu accept clippy fmt sdcard install clean objdump tool bench bench-pi
 
 all: kernel
 
@@ -62,11 +62,19 @@ run: setup kernel tool
 test: setup
 	$(MAKE) kernel
 	$(MAKE) test-host
+	$(MAKE) test-loom
 	$(MAKE) test-qemu
 
 test-host:
 	$(CARGO) test --workspace --features std --release
 	bash tools/sdcard-test.sh
+
+# loom models of the shared ring's protocols (src/vmcirc/shared/loom_tests.rs):
+# --cfg loom in its own target directory, so the normal build is not invalidated.
+LOOM_MAX_PREEMPTIONS ?= 3
+test-loom:
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=$(LOOM_MAX_PREEMPTIONS) \
+	  $(CARGO) test --release --lib --target-dir $(or $(CARGO_TARGET_DIR),target)/loom shared::loom_tests
 
 test-qemu: tool $(BUILD)/kernel-b.img kernel
 	@pass=0; fail=0; failed=""; \
@@ -108,6 +116,7 @@ bench: setup
 	$(CARGO) bench --features std --bench ring
 	$(CARGO) bench --features std --bench leapfrog
 	$(CARGO) bench --features std --bench heatshrink -- --table
+	$(CARGO) bench --features std --bench ipc
 
 # Deterministic Pi figures: QEMU with -icount shift=0 (1 us of system timer = 1000
 # guest instructions); prints the kernel's bench table and stress ratios.

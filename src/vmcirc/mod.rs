@@ -38,6 +38,7 @@ mod leapfrog;
 mod mirror;
 mod mirrored;
 mod modular;
+pub mod shared;
 
 #[cfg(all(unix, any(feature = "std", test)))]
 mod io;

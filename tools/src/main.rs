@@ -5,6 +5,7 @@
 //! - `vmcirc hs`: heatshrink compress / decompress, and send to the board.
 //! - `vmcirc shell`: the kernel's shell on this terminal, rings on Linux memfd mirrors.
 //! - `vmcirc install`: send a kernel image to the running kernel's `load` (chainloader).
+//! - `vmcirc ipc`: send / receive a byte stream between processes through a shared ring.
 //! - `vmcirc script`: run a scripted console session (format in [`script`]) against
 //!   the board, QEMU, or (for the tool's own tests) any program on a pipe.
 //!
@@ -28,6 +29,7 @@ mod hostshell;
 mod hs;
 mod hs_send;
 mod install;
+mod ipc;
 mod link;
 mod qemu;
 mod runner;
@@ -97,6 +99,11 @@ enum Cmd {
     },
     /// Install kernel images on a running vmcirc kernel over the UART (its `load` command).
     Install(install::InstallArgs),
+    /// Move a byte stream between two processes through a named shared ring.
+    Ipc {
+        #[command(subcommand)]
+        cmd: ipc::IpcCommand,
+    },
     /// A fake board on stdin/stdout for testing `vmcirc script` without QEMU.
     #[command(hide = true)]
     FakeBoard(fake::FakeArgs),
@@ -226,6 +233,7 @@ fn main() -> ExitCode {
         } => hs_send::send(&args, cancel).map(|()| ExitCode::SUCCESS),
         Cmd::Shell { capacity } => hostshell::run(capacity).map(|()| ExitCode::SUCCESS),
         Cmd::Install(args) => install::run(args, cancel).map(|()| ExitCode::SUCCESS),
+        Cmd::Ipc { cmd } => ipc::run(cmd),
         Cmd::FakeBoard(args) => fake::run(&args).map(|()| ExitCode::SUCCESS),
         Cmd::Supervise(args) => supervise::run(&args),
     };
