@@ -271,3 +271,46 @@ fn names_kinds_and_uninitialised_files() {
     ));
     SpscRing::unlink_named(&name).unwrap();
 }
+
+/// A forked child attaches from the descriptor it inherited (a fresh mapping of
+/// its own, not the parent's: those are `MADV_DONTFORK` where the fork can be
+/// detected), writes through it, and drops the handle it inherited without
+/// unmapping anything of its own; the parent's consumer, on its own mappings,
+/// reads what the child wrote.
+#[test]
+fn forked_child_attaches_from_the_descriptor() {
+    let ring = SpscRing::create(1).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    // SAFETY: the child only attaches, writes, drops and leaves with `_exit`,
+    // never returning into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = (|| {
+            let mine = SpscRing::from_fd(dup(&ring)).map_err(|_| 1)?;
+            let mut tx = mine.producer().map_err(|_| 2)?;
+            // The inherited handle: dropping it unmaps nothing of the child's.
+            drop(ring);
+            tx.push_all(b"from the child", Some(Duration::from_secs(10)))
+                .map_err(|_| 3)?;
+            drop(tx);
+            drop(mine);
+            Ok::<i32, i32>(0)
+        })()
+        .unwrap_or_else(|c| c);
+        // SAFETY: leaves the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "child killed by signal {}",
+        libc::WTERMSIG(status)
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 0, "failed step");
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut rx, &mut got).unwrap();
+    assert_eq!(got, b"from the child");
+}

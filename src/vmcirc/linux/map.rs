@@ -252,7 +252,8 @@ pub struct DoubleMap {
 impl DoubleMap {
     /// Maps `len` bytes of `fd` from `offset` twice back to back and runs
     /// [`self_test`] with `probe` ([`Probe::Ends`] for a file nobody else uses
-    /// yet). `len` must be a nonzero multiple of `align`, the page size of the
+    /// yet; [`Probe::None`] for one others are using, such as a live shared
+    /// ring, relying on the checked addresses and file size). `len` must be a nonzero multiple of `align`, the page size of the
     /// file (the system page size, or the huge page size for a huge-page file);
     /// the file must be at least `offset + len` bytes long.
     ///

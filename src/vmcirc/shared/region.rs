@@ -20,12 +20,24 @@
 //! processes of one user (the file is created 0600); use a sealed memfd when
 //! the peer is not trusted.
 //!
-//! The data area is zero-filled at creation, and every attacher maps it twice
-//! back to back. The mapping is [`map_twice`], one small function: to be
-//! replaced by the ring core's map-fd-twice primitive when the branches merge.
+//! Mapping: the header page(s) over a [`Reservation`], the data area (zero-filled
+//! at creation) twice back to back with the ring core's [`DoubleMap`] (one
+//! `PROT_NONE` reservation, both copies `MAP_FIXED | MAP_SHARED` over it, the
+//! addresses and the file size checked). The creator self-tests the fresh
+//! mirror ([`Probe::Ends`]) before the header's magic is published, so before
+//! anyone can attach; an attacher must not write test bytes into a live ring and
+//! relies on those checks ([`Probe::None`]).
+//!
+//! Fork: as for the ring core's mappings, the header and the window are
+//! `MADV_DONTFORK` where the fork can be detected (`MADV_WIPEONFORK`, Linux
+//! 4.14+). A forked child then has neither: it must attach from the descriptor
+//! (`from_fd` on a duplicate of the inherited one), not use the handles it
+//! inherited (they would fault); dropping them unmaps nothing (the child may
+//! have mapped something else at those addresses). Halves copied by `fork`
+//! would share the parent's private positions, so even where the fork is not
+//! detected (the child keeps the mappings) using them breaks the protocol.
 
 use core::ptr::{self, NonNull};
-use std::ffi::c_void;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -33,10 +45,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
-use rustix::mm::{self, MapFlags, ProtFlags};
 
 use super::header::{Header, Layout, FLAG_SEALED, MAX_CAPACITY};
 use super::Error;
+use crate::vmcirc::linux::{DoubleMap, Reservation};
+use crate::vmcirc::{Mirror, Probe};
 
 /// How to create a ring.
 #[derive(Debug, Clone)]
@@ -84,10 +97,11 @@ fn os(what: &str, e: rustix::io::Errno) -> Error {
 /// data window. Shared (`Arc`) by the halves of one process.
 #[derive(Debug)]
 pub(crate) struct Region {
-    fd: OwnedFd,
+    // Field order is drop order: the mappings go before the descriptor.
     header: NonNull<Header>,
-    header_len: usize,
-    data: NonNull<u8>,
+    _header_map: Reservation,
+    data: DoubleMap,
+    fd: OwnedFd,
     layout: Layout,
     cap: usize,
 }
@@ -98,28 +112,19 @@ unsafe impl Send for Region {}
 // SAFETY: as above; `&Region` hands out only the header (atomics) and raw pointers.
 unsafe impl Sync for Region {}
 
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: both ranges are our own mappings; the halves that use them hold
-        // an `Arc` to this region, so nothing references them any more.
-        unsafe {
-            let _ = mm::munmap(self.data.as_ptr().cast(), 2 * self.cap);
-            let _ = mm::munmap(self.header.as_ptr().cast(), self.header_len);
-        }
-    }
-}
-
 impl Region {
     pub fn header(&self) -> &Header {
-        // SAFETY: `header` maps at least `size_of::<Header>()` bytes (checked in
-        // `map_header`), page aligned, for the life of `self`; every field is an
-        // atomic, valid for any bit pattern and for concurrent access.
+        // SAFETY: `header` points at the start of `_header_map`, at least
+        // `size_of::<Header>()` bytes of the file mapped read/write (checked in
+        // `map_header`), page aligned, for the life of `self` (the halves hold an
+        // `Arc` to it); every field is an atomic, valid for any bit pattern and
+        // for concurrent access.
         unsafe { self.header.as_ref() }
     }
 
     /// Start of the `2 * capacity` mirrored data window.
     pub fn data(&self) -> *mut u8 {
-        self.data.as_ptr()
+        self.data.base()
     }
 
     pub fn capacity(&self) -> usize {
@@ -245,20 +250,15 @@ impl Region {
                 .map_err(|e| os("sealing the ring file", e))?;
             flags |= FLAG_SEALED;
         }
-        let header = map_header(fd.as_fd(), data_offset)?;
-        let data = match map_twice(fd.as_fd(), data_offset as u64, cap) {
-            Ok(d) => d,
-            Err(e) => {
-                // SAFETY: our own fresh mapping, not referenced yet.
-                let _ = unsafe { mm::munmap(header.as_ptr().cast(), data_offset) };
-                return Err(e.into());
-            }
-        };
+        let (header_map, header) = map_header(fd.as_fd(), data_offset)?;
+        // Nobody can attach before the magic is published, so the data area is
+        // ours to test destructively (the probed bytes are restored).
+        let data = DoubleMap::new(fd.as_fd(), data_offset as u64, cap, page, Probe::Ends)?;
         let region = Region {
-            fd,
             header,
-            header_len: data_offset,
+            _header_map: header_map,
             data,
+            fd,
             layout: Layout {
                 kind,
                 capacity: cap as u64,
@@ -267,9 +267,6 @@ impl Region {
             },
             cap,
         };
-        // Nobody can attach before the magic is published, so the data area is
-        // ours to test destructively.
-        self_test(region.data, cap)?;
         region
             .header()
             .init(kind, cap as u64, data_offset as u64, flags);
@@ -293,44 +290,30 @@ impl Region {
             });
         }
         // Map just the header page first: the data offset it gives is untrusted.
-        let header = map_header(fd.as_fd(), need as usize)?;
-        let unmap_header = || {
-            // SAFETY: our own mapping, not referenced after this.
-            let _ = unsafe { mm::munmap(header.as_ptr().cast(), need as usize) };
-        };
-        // SAFETY: as in `Region::header`.
-        let layout = match unsafe { header.as_ref() }.validate(kind, file_len, page as u64) {
-            Ok(l) => l,
-            Err(e) => {
-                unmap_header();
-                return Err(e);
-            }
-        };
+        // (Dropping `header_map` on an error below unmaps it.)
+        let (header_map, header) = map_header(fd.as_fd(), need as usize)?;
+        // SAFETY: as in `Region::header` (`header_map` lives to the end).
+        let layout = unsafe { header.as_ref() }.validate(kind, file_len, page as u64)?;
         // validate() bounds capacity by MAX_CAPACITY; on a 32-bit system it may
         // still exceed the address space.
         let cap = match usize::try_from(layout.capacity) {
             Ok(c) if c <= isize::MAX as usize / 2 => c,
             _ => {
-                unmap_header();
                 return Err(Error::corrupt(
                     "capacity beyond the address space",
                     layout.capacity,
                     isize::MAX as u64 / 2,
-                ));
+                ))
             }
         };
-        let data = match map_twice(fd.as_fd(), layout.data_offset, cap) {
-            Ok(d) => d,
-            Err(e) => {
-                unmap_header();
-                return Err(e.into());
-            }
-        };
+        // A live ring: no test bytes (the producer may be writing any of them),
+        // only DoubleMap's checked addresses and file size.
+        let data = DoubleMap::new(fd.as_fd(), layout.data_offset, cap, page, Probe::None)?;
         Ok(Region {
-            fd,
             header,
-            header_len: need as usize,
+            _header_map: header_map,
             data,
+            fd,
             layout,
             cap,
         })
@@ -356,104 +339,22 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
-fn map_header(fd: BorrowedFd<'_>, len: usize) -> Result<NonNull<Header>, Error> {
+/// Maps the first `len` bytes of the file (the header page(s)) over a
+/// reservation of their own; returns it and the header's address in it.
+fn map_header(fd: BorrowedFd<'_>, len: usize) -> Result<(Reservation, NonNull<Header>), Error> {
     debug_assert!(len >= core::mem::size_of::<Header>());
-    // SAFETY: a new shared mapping at an address of the kernel's choosing; it
-    // touches no existing memory. The file is at least `len` bytes (checked by
-    // the callers), so every page of the mapping is backed.
-    let p = unsafe {
-        mm::mmap(
-            ptr::null_mut(),
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::SHARED,
-            fd,
-            0,
-        )
-    }
-    .map_err(|e| os("mapping the ring header", e))?;
-    // SAFETY: advice on our own mapping (see `map_twice` for why).
-    let _ = unsafe { mm::madvise(p, len, mm::Advice::LinuxDontFork) };
-    NonNull::new(p.cast::<Header>()).ok_or(Error::NotInitialised)
-}
-
-/// Maps `len` bytes of `fd` from `offset` twice, back to back; returns the start
-/// of the `2 * len` window.
-///
-/// To be replaced by the ring core's map-fd-twice primitive
-/// (`src/vmcirc/linux.rs`) when the branches merge: reserve `2 * len` of address
-/// space with one `PROT_NONE` mapping, map the file over it twice with
-/// `MAP_FIXED | MAP_SHARED` (never unmap-then-hint), check both addresses,
-/// `MADV_DONTFORK` (a forked child must attach from the descriptor: halves
-/// copied by `fork` would share our private positions). The creator self-tests
-/// the fresh mirror ([`self_test`]) before anyone can attach; an attacher must
-/// not write test bytes into a live ring, so it relies on the address checks.
-fn map_twice(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<NonNull<u8>> {
-    let total = len
-        .checked_mul(2)
-        .filter(|&t| t <= isize::MAX as usize && len > 0)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad mirror size"))?;
-    // SAFETY: a fresh anonymous PROT_NONE reservation; touches no existing memory.
-    let reserved = unsafe {
-        mm::mmap_anonymous(
-            ptr::null_mut(),
-            total,
-            ProtFlags::empty(),
-            MapFlags::PRIVATE | MapFlags::NORESERVE,
-        )
-    }?;
-    let unreserve = |e: io::Error| {
-        // SAFETY: the whole reservation is ours; nothing references it.
-        let _ = unsafe { mm::munmap(reserved, total) };
-        e
-    };
-    for half in 0..2 {
-        // SAFETY: half * len < total: inside the reservation.
-        let want = unsafe { reserved.cast::<u8>().add(half * len) }.cast::<c_void>();
-        // SAFETY: MAP_FIXED replaces only pages of our own reservation.
-        let got = unsafe {
-            mm::mmap(
-                want,
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::FIXED,
-                fd,
-                offset,
-            )
-        }
-        .map_err(|e| unreserve(io::Error::from(e)))?;
-        if got != want {
-            return Err(unreserve(io::Error::other(format!(
-                "mmap put copy {half} of the ring at {got:p}, not {want:p}"
-            ))));
-        }
-    }
-    // SAFETY: advice on our own mapping; changes nothing in this process.
-    unsafe { mm::madvise(reserved, total, mm::Advice::LinuxDontFork) }
-        .map_err(|e| unreserve(e.into()))?;
-    NonNull::new(reserved.cast::<u8>())
-        .ok_or_else(|| unreserve(io::Error::other("mmap returned null")))
-}
-
-/// Writes through the first copy, reads through the second (both ends), restores.
-fn self_test(base: NonNull<u8>, len: usize) -> Result<(), Error> {
-    let p = base.as_ptr();
-    for (w, r, v) in [(0, len, 0xA5u8), (2 * len - 1, len - 1, 0x5A)] {
-        // SAFETY: w, r < 2 * len: inside the window, which no one else can
-        // reach yet (the header has no magic). Volatile: really go through both.
-        let got = unsafe {
-            ptr::write_volatile(p.add(w), v);
-            let got = ptr::read_volatile(p.add(r));
-            ptr::write_volatile(p.add(w), 0);
-            got
-        };
-        if got != v {
-            return Err(Error::Os(io::Error::other(format!(
-                "mirror self-test failed: wrote {v:#04x} at offset {w}, read {got:#04x} at offset {r}"
-            ))));
-        }
-    }
-    Ok(())
+    let page = rustix::param::page_size();
+    let mut res = Reservation::new(len, page)?;
+    // The file is at least `len` bytes (checked by the callers), so every page of
+    // the mapping is backed.
+    let p = res.map_file(0, len, fd, 0).map_err(|e| {
+        Error::Os(io::Error::new(
+            e.kind(),
+            format!("mapping the ring header: {e}"),
+        ))
+    })?;
+    let header = NonNull::new(p.cast::<Header>()).ok_or(Error::NotInitialised)?;
+    Ok((res, header))
 }
 
 /// Sends a descriptor over a Unix socket (`SCM_RIGHTS`, with one data byte).
