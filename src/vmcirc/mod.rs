@@ -48,7 +48,7 @@ pub use mirrored::Ring;
 pub use modular::ModularRing;
 
 #[cfg(all(unix, any(feature = "std", test)))]
-pub use linux::{Backend, DoubleMap, MemfdMirror, MirrorOptions, MirrorRing, Reservation};
+pub use linux::{Backend, DoubleMap, MemfdMirror, MirrorOptions, MirrorRing, OnFork, Reservation};
 
 /// Why a ring operation was refused. The ring is unchanged when one is returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -45,7 +45,7 @@ use super::{Mirror, Probe, Ring};
 mod fork;
 mod map;
 
-pub use map::{DoubleMap, Reservation};
+pub use map::{DoubleMap, OnFork, Reservation};
 
 /// The safe mirrored ring on Linux/Unix: `Send`, not `Sync`.
 ///
