@@ -96,8 +96,10 @@ test-qemu: tool $(BUILD)/kernel-b.img kernel
 	else fail=$$((fail+1)); failed="$$failed port/attach.vms"; fi; \
 	if timeout 600 $(TOOL) hs send tests/data/heatshrink/text_200k.txt -w 11 -l 4 --qemu-pty $(BUILD)/kernel.img; then pass=$$((pass+1)); \
 	else fail=$$((fail+1)); failed="$$failed hs-send-pty"; fi; \
-	echo "== vmcirc install: a different build three times in a row, then a corrupted and a truncated transfer"; \
-	if timeout 600 $(TOOL) install $(BUILD)/kernel-b.img $(BUILD)/kernel.img $(BUILD)/kernel-b.img --qemu $(BUILD)/kernel.img; then pass=$$((pass+1)); \
+	echo "== vmcirc install: a different build three times in a row over --qemu-pty (attached, the serial-port path), once over --qemu, then a corrupted and a truncated transfer"; \
+	if timeout 600 $(TOOL) install $(BUILD)/kernel-b.img $(BUILD)/kernel.img $(BUILD)/kernel-b.img --qemu-pty $(BUILD)/kernel.img --machine $(MACHINE); then pass=$$((pass+1)); \
+	else fail=$$((fail+1)); failed="$$failed install-pty"; fi; \
+	if timeout 300 $(TOOL) install $(BUILD)/kernel-b.img --qemu $(BUILD)/kernel.img --machine $(MACHINE); then pass=$$((pass+1)); \
 	else fail=$$((fail+1)); failed="$$failed install"; fi; \
 	for d in corrupt truncate; do \
 	  if timeout 300 $(TOOL) install $(BUILD)/kernel-b.img --qemu $(BUILD)/kernel.img --damage $$d; then pass=$$((pass+1)); \

@@ -339,6 +339,47 @@ fn forked_child_sees_an_empty_ring_and_does_not_crash() {
     assert_eq!(ring.peek(), b".parent!");
 }
 
+/// `OnFork::Share`: a child inherits the mappings (for rings whose positions are
+/// shared too) and sees, and makes, the same bytes as the parent.
+#[test]
+fn shared_double_map_is_inherited_by_a_forked_child() {
+    use std::os::fd::AsFd;
+    use vmcirc::vmcirc::{DoubleMap, OnFork, Probe};
+    let _g = lock();
+    let page = rustix::param::page_size();
+    let fd = rustix::fs::memfd_create("vmcirc-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&fd, page as u64).unwrap();
+    let m = DoubleMap::with(fd.as_fd(), 0, page, page, Probe::Ends, OnFork::Share).unwrap();
+    let base = m.base();
+    // SAFETY: inside the window.
+    unsafe { base.add(5).write_volatile(0x11) };
+    // SAFETY: the child only touches the inherited window and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: the window is inherited (OnFork::Share).
+        let code = unsafe {
+            if !m.is_mapped() || base.add(page + 5).read_volatile() != 0x11 {
+                1
+            } else {
+                base.add(page + 6).write_volatile(0x22);
+                0
+            }
+        };
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{status:#x}"
+    );
+    // SAFETY: inside the window; the child's write is in the shared file.
+    assert_eq!(unsafe { base.add(6).read_volatile() }, 0x22);
+}
+
 /// Slice-by-16 tables: the checksum must not be the bottleneck of the copy.
 const CRC: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);

@@ -52,7 +52,7 @@ pub use mirrored::Ring;
 pub use modular::ModularRing;
 
 #[cfg(all(unix, any(feature = "std", test)))]
-pub use linux::{Backend, DoubleMap, MemfdMirror, MirrorOptions, MirrorRing, Reservation};
+pub use linux::{Backend, DoubleMap, MemfdMirror, MirrorOptions, MirrorRing, OnFork, Reservation};
 #[cfg(all(unix, any(feature = "std", test)))]
 pub use linux::{LeapfrogOptions, LeapfrogRing, MemfdPages};
 

@@ -6,20 +6,26 @@
 //! 80 columns with `\n\r`, abandons the line on Ctrl-C (`^C` and a new prompt), and
 //! runs `help`, `echo ARGS`, `rx LEN` (binary-safe, any length in constant memory,
 //! then `rx LEN crc32=xxxxxxxx`), `busy` (runs until Ctrl-C, dropping what is typed
-//! before it, like the kernel's long commands), `exit` (quits, closing the link), and
-//! reports `error: ` lines for unknown commands and overlong lines. Flags make it
-//! misbehave on purpose (corrupt uploads, hang, ignore Ctrl-C) or boot slowly,
-//! dropping what was sent meanwhile (as the kernel flushes its UART), so the tests
-//! can prove that the runner notices.
+//! before it, like the kernel's long commands), `load LEN CRC32` (the kernel's
+//! chainloader protocol, `src/shell/load.rs`: an ACK before each block of 1024
+//! bytes; a good image "starts" it, which prints a banner naming the image's CRC-32
+//! and a new prompt), `exit` (quits, closing the link), and reports `error: ` lines
+//! for unknown commands and overlong lines. Flags make it misbehave on purpose
+//! (corrupt uploads, hang, ignore Ctrl-C, stall a load) or boot slowly, dropping what
+//! was sent meanwhile (as the kernel flushes its UART), so the tests can prove that
+//! the runner and `vmcirc install` notice.
 
 use std::io::{self, BufReader, Read, Write};
 
 /// Options of the fake board.
 #[derive(clap::Args, Debug)]
 pub struct FakeArgs {
-    /// Flip one bit of the data `rx` receives before computing its CRC.
+    /// Flip one bit of the data `rx` and `load` receive before computing its CRC.
     #[arg(long)]
     corrupt_rx: bool,
+    /// Stop acknowledging `load` blocks after this many bytes (a stalled loader).
+    #[arg(long, value_name = "BYTES")]
+    stall_load_after: Option<u64>,
     /// Never print the prompt after this many commands (a hung shell).
     #[arg(long)]
     hang_after: Option<usize>,
@@ -35,6 +41,10 @@ pub struct FakeArgs {
 const MAX_LINE: usize = 200;
 const WIDTH: usize = 80;
 const PROMPT: &[u8] = b"vmcirc> ";
+/// `load`'s block, acknowledgement and largest image, as the kernel's.
+const LOAD_BLOCK: u64 = vmcirc::shell::load::BLOCK as u64;
+const ACK: u8 = vmcirc::shell::load::ACK;
+const LOAD_MAX: u64 = vmcirc::shell::load::LOAD_MAX;
 
 /// Run the fake shell until end of input or `exit`.
 pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
@@ -147,6 +157,59 @@ pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
                 }
                 None => out.write_all(b"error: rx needs a length\r\n")?,
             },
+            Some("load") => {
+                let len = words.next().and_then(|w| w.parse::<u64>().ok());
+                let crc = words.next().and_then(|w| {
+                    let w = w.strip_prefix("0x").unwrap_or(w);
+                    u32::from_str_radix(w, 16).ok()
+                });
+                let (Some(len @ 1..=LOAD_MAX), Some(want)) = (len, crc) else {
+                    out.write_all(b"error: load needs LEN (1 to 64 MiB) and a hex CRC32\r\n")?;
+                    continue;
+                };
+                write!(
+                    out,
+                    "load: waiting for {len} bytes in blocks of {LOAD_BLOCK}\r\n"
+                )?;
+                out.write_all(&[ACK])?;
+                out.flush()?;
+                let mut crc = vmcirc::crc32::CRC32.digest();
+                let mut got = 0u64;
+                while got < len {
+                    let Some(b) = input.next() else {
+                        return Ok(());
+                    };
+                    let mut b = b?;
+                    if args.corrupt_rx && got == len / 2 {
+                        b ^= 0x10;
+                    }
+                    crc.update(&[b]);
+                    got += 1;
+                    if got.is_multiple_of(LOAD_BLOCK) && got < len {
+                        if args.stall_load_after.is_some_and(|n| got >= n) {
+                            for b in input.by_ref() {
+                                b?;
+                            }
+                            return Ok(());
+                        }
+                        out.write_all(&[ACK])?;
+                        out.flush()?;
+                    }
+                }
+                let got = crc.finalize();
+                if got == want {
+                    write!(
+                        out,
+                        "load: {len} bytes, crc32={got:08x} ok; starting the new kernel\r\n\
+                         \r\nfake vmcirc board (build {got:08x}) booting\r\n\x1b[6n"
+                    )?;
+                } else {
+                    write!(
+                        out,
+                        "error: load: crc32 {got:08x} is not the announced {want:08x}; kernel unchanged\r\n"
+                    )?;
+                }
+            }
             Some("busy") => {
                 out.flush()?;
                 // Until Ctrl-C; what comes before it is dropped with it.

@@ -1,54 +1,68 @@
-//! `vmcirc install KERNEL.img... (--port PATH [--baud B] | --qemu [RUNNING.img])`:
-//! the host side of the UART chainloader, so the SD card is flashed once.
+//! `vmcirc install KERNEL.img... TARGET`: the host side of the UART chainloader, so
+//! the SD card is flashed once.
 //!
-//! For each image: wait for the running kernel's prompt (provoking a fresh one with
-//! Ctrl-C when none comes), type `load LEN CRC32`, then send the image in blocks of
-//! 1024 bytes, each only after the kernel's ACK (0x06), with a progress bar (bytes,
-//! rate, ETA; hidden when stdout is not a terminal). The kernel checks the CRC-32 and
-//! starts the image; this waits for the new kernel's banner, prints it, and waits for
-//! its prompt. Several images are installed one after the other on the same link.
-//! With `--term` a terminal on the port follows.
+//! The target is named with the options every session command shares
+//! ([`crate::target`]): `--port` (a board running a vmcirc kernel, attached to by
+//! provoking a fresh prompt, as `vmcirc script --port` does; `--wait-boot` for a board
+//! about to be powered on), `--qemu [RUNNING]` (QEMU boots RUNNING first, the install
+//! waits for its prompt) and `--qemu-pty [RUNNING]` (QEMU's console on a pty opened
+//! like `--port`: the real board's serial path).
+//!
+//! The install is a scripted session ([`crate::runner`]) built per image, so the
+//! prompt, attaching, timeouts, Ctrl-C and stopping QEMU are exactly those of
+//! `vmcirc script`. For each image: type `load LEN CRC32`, check the kernel's
+//! `load: waiting for LEN bytes in blocks of 1024`, send the image with
+//! `sendfile-acked 1024 \x06` (each block only after the kernel's ACK, so a real
+//! USB-serial adapter cannot overrun the UART), with a progress bar (bytes, rate, ETA;
+//! only when stdout is a terminal); then check the kernel's `ok; starting the new
+//! kernel`, print the new kernel's banner (which names its build) and wait for its
+//! prompt. Several images are installed one after the other on the same link. With
+//! `--term` a terminal on the port follows.
 //!
 //! The kernel side is `src/shell/load.rs` (the protocol) and
 //! `src/kernel/chainload.rs` (starting the image).
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cancel::Cancel;
-use crate::link::{Event, Link};
-use crate::{qemu, term};
+use crate::runner::{self, Runner, Start};
+use crate::target::TargetArgs;
+use crate::{script, term};
 
 /// The kernel's acknowledgement byte and block size (`src/shell/load.rs`).
 const ACK: u8 = vmcirc::shell::load::ACK;
 const BLOCK: usize = vmcirc::shell::load::BLOCK;
-const PROMPT: &[u8] = b"vmcirc> ";
+/// The image as sent, in the session's temporary folder.
+const IMAGE: &str = "image.img";
 
 /// Arguments of `vmcirc install`.
-#[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("target").args(["port", "qemu"]).required(true)))]
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("where").args(["port", "qemu", "qemu_pty", "exec"]).required(true)))]
 pub struct InstallArgs {
     /// Raw kernel images (build/kernel.img), installed in this order.
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// The board on this serial device, running a vmcirc kernel.
-    #[arg(long)]
-    port: Option<String>,
-    /// Baud rate for --port.
-    #[arg(long, default_value_t = 115_200, requires = "port")]
-    baud: u32,
-    /// QEMU as the board, booting RUNNING (default: build/kernel.img) first.
-    #[arg(long, value_name = "RUNNING", num_args = 0..=1)]
-    qemu: Option<Option<PathBuf>>,
-    /// QEMU machine for --qemu.
-    #[arg(long, value_enum, default_value_t = qemu::Machine::Raspi0)]
-    machine: qemu::Machine,
+    /// Where the running vmcirc kernel is (with --qemu/--qemu-pty: the kernel QEMU
+    /// boots first).
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Test transport: run `sh -c CMD` with piped stdin/stdout as the board.
+    #[arg(long, hide = true)]
+    exec: Option<String>,
+    /// Seconds to wait for each answer of the kernel (a prompt, each block's
+    /// acknowledgement); the new kernel's banner may take three times as long.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Show everything the target sends (on stderr) as it arrives.
+    #[arg(short, long)]
+    verbose: bool,
     /// Stay in a terminal on the port afterwards (--port only; leave with Ctrl-]).
-    #[arg(long, requires = "port")]
+    // (Checked in `run`: clap lets `requires = "port"` pass when another target,
+    // which excludes --port, is given.)
+    #[arg(long)]
     term: bool,
     /// Test: damage each transfer and check that the kernel refuses it with one
     /// error line and that the old kernel still answers (exit 0 only then).
@@ -67,312 +81,213 @@ pub enum Damage {
 
 /// Runs `vmcirc install`.
 pub fn run(args: InstallArgs, cancel: Cancel) -> Result<()> {
-    let mut images = Vec::new();
-    for path in &args.images {
-        let data =
-            std::fs::read(path).with_context(|| format!("install: reading {}", path.display()))?;
-        if data.is_empty() {
-            bail!("install: {} is empty", path.display());
-        }
-        if data.starts_with(b"\x7fELF") {
-            bail!(
-                "install: {} is an ELF file; install the raw image (build/kernel.img)",
-                path.display()
-            );
-        }
-        if data.len() as u64 > vmcirc::shell::load::LOAD_MAX {
-            bail!(
-                "install: {} is larger than the kernel accepts",
-                path.display()
-            );
-        }
-        images.push((path.clone(), data));
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .with_context(|| {
+            format!(
+                "install: --timeout {} is not a number of seconds above 0",
+                args.timeout
+            )
+        })?;
+    if args.term && args.target.port.is_none() {
+        bail!("install: --term opens a terminal on the board's serial device: it needs --port");
     }
-    let link = match (&args.port, &args.qemu) {
-        (Some(port), _) => Link::serial(port, args.baud)?,
-        (None, Some(running)) => {
-            let kernel = qemu::resolve_kernel(running.clone())?;
-            qemu::Qemu::new(kernel, args.machine, &[]).spawn_piped()?
-        }
-        (None, None) => bail!("install: say where: --port DEVICE or --qemu [RUNNING.img]"),
+    let images = args
+        .images
+        .iter()
+        .map(|p| read_image(p).map(|data| (p.as_path(), data)))
+        .collect::<Result<Vec<_>>>()?;
+    let dir = tempfile::Builder::new()
+        .prefix("vmcirc-install-")
+        .tempdir()
+        .context("install: creating a temporary folder")?;
+    let (link, start) = args.target.connect(args.exec.as_deref())?;
+    let mut opts = runner::Options::new(dir.path().to_path_buf(), cancel.clone());
+    opts.step_timeout = timeout;
+    // Every wait is bounded by its step timeout (each block's ACK included), and a
+    // 64 MiB image takes 1.6 hours at 115200 baud: no bound on the whole session.
+    opts.session_timeout = Duration::MAX;
+    opts.start = start;
+    opts.verbose = args.verbose;
+    opts.quiet = true;
+    opts.progress = true;
+    let target = link.description.clone();
+    println!(
+        "install: {} image{} to {target}",
+        images.len(),
+        if images.len() == 1 { "" } else { "s" }
+    );
+    let mut s = Install {
+        r: Runner::start(link, &[], &opts),
+        dir: dir.path(),
+        cancel: &cancel,
+        timeout,
     };
-    let mut s = Session::new(link, cancel.clone());
-    // QEMU boots the running kernel first; a board is (usually) at its prompt already.
-    s.prompt(Duration::from_secs(if args.qemu.is_some() {
-        30
-    } else {
-        3
-    }))?;
+    // The boot's first prompt, or (attached) the fresh one.
+    s.part(
+        &format!("timeout {}\nwait-prompt\n", 3.0 * timeout.as_secs_f64()),
+        || format!("no prompt from a vmcirc kernel on {target}"),
+    )?;
+    if start == Start::Attach {
+        println!("install: attached: the kernel answered with a fresh prompt");
+    }
     for (path, data) in &images {
         match args.damage {
-            None => install(&mut s, path, data)?,
-            Some(d) => refused(&mut s, path, data, d)?,
+            None => s.install(path, data)?,
+            Some(d) => s.refused(path, data, d)?,
         }
     }
-    drop(s);
-    if args.term {
-        if let Some(port) = &args.port {
-            return term::run(port, args.baud, &cancel);
-        }
+    let sum = s.r.finish();
+    if !sum.ok() {
+        bail!("install: the kernel did not come back to its prompt (see above)");
     }
-    Ok(())
+    match (&args.target.port, args.term) {
+        (Some(port), true) => term::run(port, args.target.baud, &cancel),
+        _ => Ok(()),
+    }
 }
 
-/// One image, to the new kernel's prompt.
-fn install(s: &mut Session, path: &std::path::Path, data: &[u8]) -> Result<()> {
-    let crc = vmcirc::crc32::crc32(data);
-    println!(
-        "install: {} ({} bytes, crc32 {crc:08x}) to {}",
-        path.display(),
-        data.len(),
-        s.link.description
-    );
-    let start = Instant::now();
-    send(s, data, crc, data.len())?;
-    let secs = start.elapsed().as_secs_f64();
-    s.expect(b"ok; starting the new kernel", Duration::from_secs(30))?;
-    let banner = s.line_with(b" booting ", Duration::from_secs(30))?;
-    s.prompt(Duration::from_secs(30))?;
-    println!(
-        "install: sent in {secs:.1} s ({:.1} KiB/s); the new kernel answers: {banner}",
-        data.len() as f64 / 1024.0 / secs.max(1e-6)
-    );
-    Ok(())
-}
-
-/// One damaged transfer: the kernel must refuse it and keep answering.
-fn refused(s: &mut Session, path: &std::path::Path, data: &[u8], d: Damage) -> Result<()> {
-    let crc = vmcirc::crc32::crc32(data);
-    let mut bytes = data.to_vec();
-    let sent = match d {
-        Damage::Corrupt => {
-            let mid = bytes.len() / 2;
-            bytes[mid] ^= 0xff;
-            bytes.len()
-        }
-        Damage::Truncate => bytes.len() / 2,
-    };
-    println!(
-        "install: {} with the transfer damaged ({d:?}); the kernel must refuse it",
-        path.display()
-    );
-    // A ring with data in it, which must come through untouched.
-    s.send_line("ring new 1")?;
-    s.expect(b"MiB store at phys", Duration::from_secs(10))?;
-    s.prompt(Duration::from_secs(10))?;
-    s.send_line("push ring-kept")?;
-    s.expect(b"pushed 9 bytes", Duration::from_secs(10))?;
-    s.prompt(Duration::from_secs(10))?;
-    send(s, &bytes, crc, sent)?;
-    let error = s.line_with(b"error: load: ", Duration::from_secs(30))?;
-    s.prompt(Duration::from_secs(10))?;
-    // The old kernel still answers, with the ring as it was (`peek` quotes it, the
-    // typed line has no quotes).
-    s.send_line("peek")?;
-    s.expect(b"\"ring-kept\"", Duration::from_secs(10))?;
-    s.prompt(Duration::from_secs(10))?;
-    s.send_line("ring free")?;
-    s.prompt(Duration::from_secs(10))?;
-    println!(
-        "install: refused as it must be ({error}); the old kernel still answers, its ring intact"
-    );
-    Ok(())
-}
-
-/// Types `load`, then sends the first `count` bytes of `data` block by block, each
-/// after the kernel's ACK.
-fn send(s: &mut Session, data: &[u8], crc: u32, count: usize) -> Result<()> {
-    s.send_line(&format!("load {} {crc:#010x}", data.len()))?;
-    s.expect(b"load: waiting for ", Duration::from_secs(10))?;
-    let bar = ProgressBar::new(count as u64);
-    if std::io::stdout().is_terminal() {
-        bar.set_style(
-            ProgressStyle::with_template(
-                "install: [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+/// Reads an image and refuses what the kernel's `load` cannot start.
+fn read_image(path: &Path) -> Result<Vec<u8>> {
+    let data =
+        std::fs::read(path).with_context(|| format!("install: reading {}", path.display()))?;
+    if data.is_empty() {
+        bail!("install: {} is empty", path.display());
+    }
+    if data.starts_with(b"\x7fELF") {
+        bail!(
+            "install: {} is an ELF file; install the raw image (build/kernel.img)",
+            path.display()
         );
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let mut off = 0;
-    while off < count {
-        s.ack(Duration::from_secs(10))
-            .with_context(|| format!("install: no acknowledgement after {off} bytes"))?;
-        let end = (off + BLOCK).min(count);
-        s.link.send(data[off..end].to_vec());
-        off = end;
-        bar.set_position(off as u64);
+    if data.len() as u64 > vmcirc::shell::load::LOAD_MAX {
+        bail!(
+            "install: {} has {} bytes, more than the kernel's load takes ({} MiB)",
+            path.display(),
+            data.len(),
+            vmcirc::shell::load::LOAD_MAX >> 20
+        );
     }
-    bar.finish_and_clear();
-    Ok(())
+    Ok(data)
 }
 
-/// Everything the target sent, searched from a moving position.
-struct Session {
-    link: Link,
-    cancel: Cancel,
-    seen: Vec<u8>,
-    pos: usize,
+/// A running install session.
+struct Install<'a, 'o> {
+    r: Runner<'o>,
+    /// The temporary folder the image to send is written to.
+    dir: &'a Path,
+    cancel: &'a Cancel,
+    timeout: Duration,
 }
 
-impl Session {
-    fn new(link: Link, cancel: Cancel) -> Self {
-        Session {
-            link,
-            cancel,
-            seen: Vec::new(),
-            pos: 0,
+impl Install<'_, '_> {
+    /// Runs one part of the session (script text); an error naming `what` if a step
+    /// failed (the runner has shown which and the output).
+    fn part(&mut self, text: &str, what: impl FnOnce() -> String) -> Result<()> {
+        let lines =
+            script::parse(text).map_err(|e| anyhow::anyhow!("install: internal script: {e}"))?;
+        if self.r.run(&lines) {
+            return Ok(());
         }
+        self.stop()?;
+        bail!("install: {} (see above)", what())
     }
 
-    /// Waits up to `wait` for more output; false on a timeout.
-    fn pull(&mut self, wait: Duration) -> Result<bool> {
+    /// The error to give when the session stopped: Ctrl-C, or none.
+    fn stop(&self) -> Result<()> {
         if self.cancel.is_cancelled() {
             bail!("install: interrupted");
         }
-        match self.link.next_event(wait) {
-            Some(Event::Data(d)) => {
-                self.seen.extend_from_slice(&d);
-                Ok(true)
-            }
-            Some(Event::Closed(why)) => bail!("install: the target went away: {why}"),
-            None => Ok(false),
-        }
-    }
-
-    /// Waits for `needle` after the current position and moves past it; an error
-    /// line from the kernel or a timeout is an error that shows the last output.
-    fn expect(&mut self, needle: &[u8], timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = find(&self.seen[self.pos..], needle) {
-                self.pos += i + needle.len();
-                return Ok(());
-            }
-            if let Some(e) = self.error_line() {
-                bail!("install: the kernel said: {e}");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!(
-                    "install: waited {} s for {:?}; last output: {:?}",
-                    timeout.as_secs(),
-                    String::from_utf8_lossy(needle),
-                    self.tail()
-                );
-            }
-            self.pull(left.min(Duration::from_millis(200)))?;
-        }
-    }
-
-    /// The text of the first line holding `needle` after the current position (the
-    /// line is waited for until it ends), moving past it.
-    fn line_with(&mut self, needle: &[u8], timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = find(&self.seen[self.pos..], needle) {
-                let at = self.pos + i;
-                let start = self.seen[..at]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |p| p + 1);
-                if let Some(n) = self.seen[at..].iter().position(|&b| b == b'\n') {
-                    let line = clean(&self.seen[start..at + n]);
-                    self.pos = at + n + 1;
-                    return Ok(line);
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!(
-                    "install: waited {} s for a line with {:?}; last output: {:?}",
-                    timeout.as_secs(),
-                    String::from_utf8_lossy(needle),
-                    self.tail()
-                );
-            }
-            self.pull(left.min(Duration::from_millis(200)))?;
-        }
-    }
-
-    /// Waits for the kernel's ACK.
-    fn ack(&mut self, timeout: Duration) -> Result<()> {
-        self.expect(&[ACK], timeout)
-    }
-
-    /// Waits for a prompt; when none comes within a second, asks for a fresh one
-    /// with Ctrl-C (which abandons whatever was typed), as often as needed.
-    fn prompt(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut poke = Instant::now() + Duration::from_secs(1);
-        loop {
-            if let Some(i) = find(&self.seen[self.pos..], PROMPT) {
-                self.pos += i + PROMPT.len();
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                bail!(
-                    "install: no prompt from the kernel within {} s (is a vmcirc kernel running?); last output: {:?}",
-                    timeout.as_secs(),
-                    self.tail()
-                );
-            }
-            if now >= poke {
-                self.link.send(vec![0x03]);
-                poke = now + Duration::from_secs(1);
-            }
-            self.pull(Duration::from_millis(100))?;
-        }
-    }
-
-    fn send_line(&mut self, line: &str) -> Result<()> {
-        let mut v = line.as_bytes().to_vec();
-        v.push(b'\r');
-        self.link.send(v);
         Ok(())
     }
 
-    /// An `error: ` line the kernel printed after the current position.
-    fn error_line(&self) -> Option<String> {
-        let rest = &self.seen[self.pos..];
-        let i = find(rest, b"\nerror: ")?;
-        let line = &rest[i + 1..];
-        let end = line.iter().position(|&b| b == b'\n')?;
-        Some(clean(&line[..end]))
+    /// `load` and the acknowledged transfer of `bytes` (announced as `len` bytes
+    /// with `crc`), as script text.
+    fn load(&self, bytes: &[u8], len: usize, crc: u32) -> Result<String> {
+        std::fs::write(self.dir.join(IMAGE), bytes)
+            .context("install: writing the image to the temporary folder")?;
+        Ok(format!(
+            "timeout {t}\n\
+             > load {len} {crc:#010x}\n\
+             expect-line load: waiting for {len} bytes in blocks of {BLOCK}\n\
+             sendfile-acked {BLOCK} \\x{ACK:02x} {IMAGE}\n",
+            t = self.timeout.as_secs_f64()
+        ))
     }
 
-    fn tail(&self) -> String {
-        let from = self.seen.len().saturating_sub(300);
-        clean(&self.seen[from..])
+    /// One image, to the new kernel's prompt.
+    fn install(&mut self, path: &Path, data: &[u8]) -> Result<()> {
+        let crc = vmcirc::crc32::crc32(data);
+        let len = data.len();
+        println!("install: {} ({len} bytes, crc32 {crc:08x})", path.display());
+        let t0 = Instant::now();
+        let load = self.load(data, len, crc)?;
+        self.part(&load, || format!("{} was not sent", path.display()))?;
+        let secs = t0.elapsed().as_secs_f64();
+        // The kernel's verdict: it starts the image, or says in one line why not.
+        let verdict = format!(
+            "timeout {t}\n\
+             expect-re ^(load: {len} bytes, crc32={crc:08x} ok; starting the new kernel|error: .*)$\n",
+            t = 3.0 * self.timeout.as_secs_f64()
+        );
+        self.part(&verdict, || {
+            format!("the kernel said nothing about {}", path.display())
+        })?;
+        let said = self.r.last_match().unwrap_or_default();
+        if let Some(why) = said.strip_prefix("error: ") {
+            bail!("install: the kernel refused {}: {why}", path.display());
+        }
+        self.part("expect-re ^.* booting\\b.*$\nwait-prompt\n", || {
+            format!("the new kernel ({}) did not come up", path.display())
+        })?;
+        let banner = self.r.last_match().unwrap_or_default();
+        println!(
+            "install: sent in {secs:.1} s ({:.1} KiB/s); the new kernel answers: {banner}",
+            len as f64 / 1024.0 / secs.max(1e-6)
+        );
+        Ok(())
     }
-}
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Text without terminal control sequences, CRs and ACKs.
-fn clean(b: &[u8]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            0x1b => {
-                i += 1;
-                if b.get(i) == Some(&b'[') {
-                    i += 1;
-                    while i < b.len() && !(0x40..=0x7e).contains(&b[i]) {
-                        i += 1;
-                    }
+    /// One damaged transfer: the kernel must refuse it and keep answering, with a
+    /// ring it holds intact (`peek` quotes the ring's bytes, the typed line has no
+    /// quotes).
+    fn refused(&mut self, path: &Path, data: &[u8], d: Damage) -> Result<()> {
+        let crc = vmcirc::crc32::crc32(data);
+        let mut bytes = data.to_vec();
+        match d {
+            Damage::Corrupt => {
+                let mid = bytes.len() / 2;
+                if let Some(b) = bytes.get_mut(mid) {
+                    *b ^= 0xff;
                 }
             }
-            b'\r' | ACK => {}
-            c => out.push(c as char),
+            Damage::Truncate => bytes.truncate(bytes.len() / 2),
         }
-        i += 1;
+        println!(
+            "install: {} with the transfer damaged ({d:?}); the kernel must refuse it",
+            path.display()
+        );
+        let load = self.load(&bytes, data.len(), crc)?;
+        let text = format!(
+            "> ring new 1\n\
+             expect MiB store at phys\n\
+             > push ring-kept\n\
+             expect-line pushed 9 bytes\n\
+             {load}\
+             timeout {t}\n\
+             expect-re ^error: load: .*$\n",
+            t = 3.0 * self.timeout.as_secs_f64()
+        );
+        self.part(&text, || "the damaged transfer was not refused".into())?;
+        let error = self.r.last_match().unwrap_or_default();
+        self.part(
+            "> peek\nexpect \"ring-kept\"\n> ring free\nexpect-not error\n",
+            || "the old kernel did not answer as before".into(),
+        )?;
+        println!(
+            "install: refused as it must be ({error}); the old kernel still answers, its ring intact"
+        );
+        Ok(())
     }
-    out
 }

@@ -193,9 +193,12 @@ fn send(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Whatever was sent stays sent; the stream is closed normally (the
-            // receiver gets a short stream) and we fail.
-            Err(e) => return Err(e).context("reading the input"),
+            // Not a clean end: the receiver writes out what was sent and then
+            // reports a vanished sender when this process exits.
+            Err(e) => {
+                tx.abandon();
+                return Err(e).context("reading the input");
+            }
         };
         tx.commit(n).map_err(|e| explain(e, name, sent))?;
         sent += n as u64;

@@ -16,8 +16,8 @@
 //! Modules, with the arrows one way (nothing imports a module that imports it):
 //! `script` (parser) and `target` (where to run) feed `runner` (step executor), which
 //! uses `transcript` (bounded output, via `filter`), `window`, `golden` (via `diff`
-//! and `atomic`) and `link` (with `supervise` and `qemu`); `hs_send` builds on `hs`
-//! and `runner`.
+//! and `atomic`), `progress` and `link` (with `supervise` and `qemu`); `hs_send`
+//! builds on `hs` and `runner`, `install` on `runner` (both as scripted sessions).
 
 mod atomic;
 mod cancel;
@@ -31,6 +31,7 @@ mod hs_send;
 mod install;
 mod ipc;
 mod link;
+mod progress;
 mod qemu;
 mod runner;
 mod script;

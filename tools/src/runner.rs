@@ -76,6 +76,12 @@ pub struct Options {
     pub start: Start,
     /// Stops the session (reported as interrupted).
     pub cancel: Cancel,
+    /// Print only failures (with their report), not each step and the result line:
+    /// for tools that report in their own words (`vmcirc install`).
+    pub quiet: bool,
+    /// Show a progress bar (bytes, rate, ETA) while a payload is sent, when stdout
+    /// is a terminal ([`crate::progress`]).
+    pub progress: bool,
 }
 
 impl Options {
@@ -90,6 +96,8 @@ impl Options {
             max_output: DEFAULT_MAX_OUTPUT,
             start: Start::Boot,
             cancel,
+            quiet: false,
+            progress: false,
         }
     }
 }
@@ -121,115 +129,168 @@ impl Summary {
 /// Run `lines` against `link`, printing each step and the summary line; the link (and
 /// any emulator behind it) is shut down before this returns.
 pub fn run(link: Link, lines: &[Line], opts: &Options) -> Summary {
-    println!("vmcirc script: {}", link.description);
-    if opts.accept {
-        println!("accepting new output: expect-golden steps write their golden files");
-    }
-    let mut s = Session::new(link, opts);
-    let mut sum = Summary::default();
-    let counted = |l: &Line| !l.step.is_setting();
-    let all_steps = lines.iter().filter(|l| counted(l)).count();
-    if opts.start == Start::Attach {
-        // Settings before the first step (`prompt`, `timeout`, `eol`) apply to the
-        // attach too; running them again later changes nothing.
-        for l in lines.iter().take_while(|l| l.step.is_setting()) {
-            if !matches!(l.step, Step::Sleep(_)) {
-                let _ = s.step(l);
+    let mut r = Runner::start(link, lines, opts);
+    r.run(lines);
+    r.finish()
+}
+
+/// A session run in parts, for tools that build their steps as they go (`vmcirc
+/// install` runs one part per image and reports between them): [`Runner::start`]
+/// (which attaches to a running target), [`Runner::run`] for each part, then
+/// [`Runner::finish`]. [`run`] is the three for one script.
+pub struct Runner<'o> {
+    s: Session<'o>,
+    sum: Summary,
+}
+
+impl<'o> Runner<'o> {
+    /// Starts the session; with [`Start::Attach`] it attaches first, applying the
+    /// settings that lead `lines` (`prompt`, `timeout`, `eol`) to the attach.
+    pub fn start(link: Link, lines: &[Line], opts: &'o Options) -> Runner<'o> {
+        if !opts.quiet {
+            println!("vmcirc script: {}", link.description);
+            if opts.accept {
+                println!("accepting new output: expect-golden steps write their golden files");
             }
         }
-        let t0 = Instant::now();
-        match s.attach() {
-            Ok(()) => {
-                sum.passed += 1;
-                println!(
-                    "  ok    attach  : the target answered with a fresh prompt  ({:.2}s)",
-                    t0.elapsed().as_secs_f64()
-                );
-            }
-            Err(f) => {
-                let what = format!(
-                    "a fresh prompt `{}` after Ctrl-C / Enter (attaching to a running target; \
-                     --wait-boot waits for a board being powered on)",
-                    escape::Bytes(s.t.prompt())
-                );
-                report_failure(&s, 0, "(attach)", &what, &f, &mut sum);
-                sum.skipped = all_steps;
-            }
-        }
-    }
-    for (idx, line) in lines.iter().enumerate() {
-        if sum.failed > 0 {
-            break;
-        }
-        let t0 = Instant::now();
-        let result = s.step(line);
-        if !counted(line) {
-            if let Err(f) = result {
-                // Only `sleep` can fail (interrupt or session timeout).
-                report_failure(&s, line.lineno, &line.source, "", &f, &mut sum);
-                sum.skipped = lines[idx + 1..].iter().filter(|l| counted(l)).count();
-            }
-            continue;
-        }
-        match (result, s.accepted.take()) {
-            (Ok(()), Some(acc)) => {
-                sum.accepted += 1;
-                sum.changed += usize::from(acc.changed);
-                println!(
-                    "  accepted line {:>3}: {}  ({:.2}s; {})",
-                    line.lineno,
-                    line.source,
-                    t0.elapsed().as_secs_f64(),
-                    acc.note
-                );
-                for l in &acc.diff {
-                    println!("          {l}");
+        let mut r = Runner {
+            s: Session::new(link, opts),
+            sum: Summary::default(),
+        };
+        if opts.start == Start::Attach {
+            // Running them again later changes nothing.
+            for l in lines.iter().take_while(|l| l.step.is_setting()) {
+                if !matches!(l.step, Step::Sleep(_)) {
+                    let _ = r.s.step(l);
                 }
             }
-            (Ok(()), None) => {
-                sum.passed += 1;
-                println!(
-                    "  ok    line {:>3}: {}  ({:.2}s)",
-                    line.lineno,
-                    line.source,
-                    t0.elapsed().as_secs_f64()
-                );
-            }
-            (Err(f), _) => {
-                let what = s.describe(&line.step);
-                report_failure(&s, line.lineno, &line.source, &what, &f, &mut sum);
-                sum.skipped = lines[idx + 1..].iter().filter(|l| counted(l)).count();
-            }
-        }
-    }
-    if sum.failed == 0 && !sum.interrupted {
-        // The shell must still be alive at the end: the last command returns to the prompt.
-        let label = s.win.label.clone();
-        let t0 = Instant::now();
-        match s.wait_idle(s.step_timeout) {
-            Ok(()) => {
-                sum.passed += 1;
-                println!(
-                    "  ok    end     : the shell is back at the prompt  ({:.2}s)",
-                    t0.elapsed().as_secs_f64()
-                );
-            }
-            Err(f) => {
-                let what = format!("the prompt `{}` after {label}", escape::Bytes(s.t.prompt()));
-                report_failure(&s, 0, "(end of script)", &what, &f, &mut sum);
+            let t0 = Instant::now();
+            match r.s.attach() {
+                Ok(()) => {
+                    r.sum.passed += 1;
+                    r.say(format_args!(
+                        "  ok    attach  : the target answered with a fresh prompt  ({:.2}s)",
+                        t0.elapsed().as_secs_f64()
+                    ));
+                }
+                Err(f) => {
+                    let what = format!(
+                        "a fresh prompt `{}` after Ctrl-C / Enter (attaching to a running target; \
+                         --wait-boot waits for a board being powered on)",
+                        escape::Bytes(r.s.t.prompt())
+                    );
+                    report_failure(&r.s, 0, "(attach)", &what, &f, &mut r.sum);
+                }
             }
         }
+        r
     }
-    drop(s);
-    let mut result = format!("{} passed, {} failed", sum.passed, sum.failed);
-    if sum.accepted > 0 {
-        result += &format!(", {} accepted ({} changed)", sum.accepted, sum.changed);
+
+    fn say(&self, line: std::fmt::Arguments<'_>) {
+        if !self.s.opts.quiet {
+            println!("{line}");
+        }
     }
-    if sum.skipped > 0 {
-        result += &format!(", {} skipped", sum.skipped);
+
+    /// Runs `lines`, printing each step; false when a step failed (here or in an
+    /// earlier part: then nothing runs, and the steps count as skipped).
+    pub fn run(&mut self, lines: &[Line]) -> bool {
+        let counted = |l: &Line| !l.step.is_setting();
+        for (idx, line) in lines.iter().enumerate() {
+            if self.sum.failed > 0 {
+                self.sum.skipped += lines[idx..].iter().filter(|l| counted(l)).count();
+                break;
+            }
+            let t0 = Instant::now();
+            let result = self.s.step(line);
+            if !counted(line) {
+                if let Err(f) = result {
+                    // Only `sleep` can fail (interrupt or session timeout).
+                    report_failure(&self.s, line.lineno, &line.source, "", &f, &mut self.sum);
+                }
+                continue;
+            }
+            match (result, self.s.accepted.take()) {
+                (Ok(()), Some(acc)) => {
+                    self.sum.accepted += 1;
+                    self.sum.changed += usize::from(acc.changed);
+                    self.say(format_args!(
+                        "  accepted line {:>3}: {}  ({:.2}s; {})",
+                        line.lineno,
+                        line.source,
+                        t0.elapsed().as_secs_f64(),
+                        acc.note
+                    ));
+                    for l in &acc.diff {
+                        self.say(format_args!("          {l}"));
+                    }
+                }
+                (Ok(()), None) => {
+                    self.sum.passed += 1;
+                    self.say(format_args!(
+                        "  ok    line {:>3}: {}  ({:.2}s)",
+                        line.lineno,
+                        line.source,
+                        t0.elapsed().as_secs_f64()
+                    ));
+                }
+                (Err(f), _) => {
+                    let what = self.s.describe(&line.step);
+                    report_failure(&self.s, line.lineno, &line.source, &what, &f, &mut self.sum);
+                }
+            }
+        }
+        self.sum.failed == 0
     }
-    println!("{result}");
-    sum
+
+    /// What the last `expect`, `expect-re` or `expect-line` step matched (at most
+    /// 4 KiB of it), as text.
+    pub fn last_match(&self) -> Option<String> {
+        self.s
+            .last_match
+            .as_deref()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+    }
+
+    /// Checks that the shell is back at the prompt (unless a step failed), prints the
+    /// result line and shuts the link down.
+    pub fn finish(mut self) -> Summary {
+        let mut sum = std::mem::take(&mut self.sum);
+        if sum.failed == 0 && !sum.interrupted {
+            // The shell must still be alive at the end: the last command returns to
+            // the prompt.
+            let s = &mut self.s;
+            let label = s.win.label.clone();
+            let t0 = Instant::now();
+            match s.wait_idle(s.step_timeout) {
+                Ok(()) => {
+                    sum.passed += 1;
+                    self.say(format_args!(
+                        "  ok    end     : the shell is back at the prompt  ({:.2}s)",
+                        t0.elapsed().as_secs_f64()
+                    ));
+                }
+                Err(f) => {
+                    let what =
+                        format!("the prompt `{}` after {label}", escape::Bytes(s.t.prompt()));
+                    report_failure(s, 0, "(end of script)", &what, &f, &mut sum);
+                }
+            }
+        }
+        let quiet = self.s.opts.quiet;
+        drop(self);
+        if !quiet {
+            let mut result = format!("{} passed, {} failed", sum.passed, sum.failed);
+            if sum.accepted > 0 {
+                result += &format!(", {} accepted ({} changed)", sum.accepted, sum.changed);
+            }
+            if sum.skipped > 0 {
+                result += &format!(", {} skipped", sum.skipped);
+            }
+            println!("{result}");
+        }
+        sum
+    }
 }
 
 fn report_failure(
@@ -421,6 +482,14 @@ struct Session<'o> {
     last_data: Instant,
     /// Set by an `expect-golden` step that wrote its file (`--accept`).
     accepted: Option<Accepted>,
+    /// What the last `expect`/`expect-re`/`expect-line` matched (at most 4 KiB).
+    last_match: Option<Vec<u8>>,
+    /// How many of each control byte (0x00-0x1f) the target sent in all, and how
+    /// many when the current output began: `sendfile-acked` counts its ACKs so.
+    controls: [u64; 32],
+    controls_mark: [u64; 32],
+    /// The progress bar of the payload being sent, if shown.
+    bar: Option<crate::progress::Bar>,
     opts: &'o Options,
 }
 
@@ -439,6 +508,10 @@ impl<'o> Session<'o> {
             closed: None,
             last_data: Instant::now(),
             accepted: None,
+            last_match: None,
+            controls: [0; 32],
+            controls_mark: [0; 32],
+            bar: None,
             opts,
         }
     }
@@ -451,6 +524,11 @@ impl<'o> Session<'o> {
                     show_verbose(&d);
                 }
                 self.t.ingest(&d);
+                for &b in &d {
+                    if let Some(n) = self.controls.get_mut(usize::from(b)) {
+                        *n += 1;
+                    }
+                }
                 self.last_data = Instant::now();
                 d.len()
             }
@@ -537,23 +615,31 @@ impl<'o> Session<'o> {
 
     /// Sends `chunks` (of `total` bytes, if known, for messages) while taking the
     /// target's output: at most two chunks are queued at a time, and each must be
-    /// taken within the step timeout plus its time on the wire.
+    /// taken within the step timeout plus its time on the wire. With `ack`, each
+    /// chunk is a block sent only after one more `ack` byte came ([`Self::wait_ack`]).
     fn send_chunks(
         &mut self,
         mut chunks: impl Iterator<Item = Result<Vec<u8>, Fail>>,
         total: Option<u64>,
+        ack: Option<u8>,
     ) -> Result<(), Fail> {
         let mut queued = std::collections::VecDeque::new();
         let mut taken = 0u64;
+        let mut blocks = 0u64;
         let of = |taken: u64| match total {
             Some(total) => format!("{taken} of {total} bytes"),
             None => format!("{taken} bytes"),
         };
+        let depth = if ack.is_some() { 1 } else { 2 };
         loop {
-            while queued.len() < 2 {
+            while queued.len() < depth {
                 match chunks.next() {
                     Some(c) => {
                         let c = c?;
+                        if let Some(ack) = ack {
+                            blocks += 1;
+                            self.wait_ack(ack, blocks, &of(taken))?;
+                        }
                         queued.push_back(c.len());
                         self.link.send(c);
                     }
@@ -586,7 +672,42 @@ impl<'o> Session<'o> {
             })?;
             queued.pop_front();
             taken += len as u64;
+            if let Some(bar) = &self.bar {
+                bar.inc(len as u64);
+            }
         }
+    }
+
+    /// Waits until the target has sent `n` of the byte `ack` since the current
+    /// output began; fails when the output ends first (the command's prompt came
+    /// back) or after the step timeout. `sent` says how far the transfer got.
+    fn wait_ack(&mut self, ack: u8, n: u64, sent: &str) -> Result<(), Fail> {
+        let i = usize::from(ack);
+        let t = self.step_timeout;
+        self.wait_for(t, |s| {
+            let seen = match (s.controls.get(i), s.controls_mark.get(i)) {
+                (Some(a), Some(m)) => a - m,
+                _ => 0,
+            };
+            if seen >= n {
+                return Ok(Some(()));
+            }
+            if s.win.end.is_some() {
+                return Err(Fail::Other(format!(
+                    "the prompt came back after {sent}, without `{}` for the next block",
+                    escape::Bytes(&[ack])
+                )));
+            }
+            Ok(None)
+        })
+        .map_err(|f| match f {
+            Fail::Timeout(d) => Fail::Other(format!(
+                "no `{}` for the next block within {:.1}s after {sent}",
+                escape::Bytes(&[ack]),
+                d.as_secs_f64()
+            )),
+            f => f,
+        })
     }
 
     /// Where the output after prompt number `k` starts (0: the session's start).
@@ -725,10 +846,18 @@ impl<'o> Session<'o> {
                 "the prompt `{prompt}` (number {} of the session) after {w}, then to send the line",
                 self.owed
             ),
-            Step::Raw(_) | Step::SendFile(_) | Step::SendGen { .. } if self.t.prompts() == 0 => {
+            Step::Raw(_)
+            | Step::SendFile(_)
+            | Step::SendFileAcked { .. }
+            | Step::SendGen { .. }
+                if self.t.prompts() == 0 =>
+            {
                 format!("the first prompt `{prompt}` (nothing is typed before it), then to send the bytes")
             }
-            Step::Raw(_) | Step::SendFile(_) | Step::SendGen { .. } => "to send the bytes".into(),
+            Step::Raw(_)
+            | Step::SendFile(_)
+            | Step::SendFileAcked { .. }
+            | Step::SendGen { .. } => "to send the bytes".into(),
             _ => String::new(),
         }
     }
@@ -752,6 +881,7 @@ impl<'o> Session<'o> {
                 self.cursor = self.cursor.max(end + self.t.prompt().len());
             }
             self.owed += lines;
+            self.controls_mark = self.controls;
             let end_prompt = (lines > 0).then_some(self.owed);
             self.win = Window::stream(self.cursor, end_prompt, label);
         }
@@ -774,6 +904,7 @@ impl<'o> Session<'o> {
         // consumes its escape sequences and control bytes.
         let echo = crate::filter::clean(&line(0));
         self.owed += count;
+        self.controls_mark = self.controls;
         self.win = Window::command(start, self.owed, echo, label);
         let eol = self.eol.clone();
         let mut i = 0;
@@ -789,7 +920,7 @@ impl<'o> Session<'o> {
             }
             Some(Ok(chunk))
         });
-        self.send_chunks(chunks, None)
+        self.send_chunks(chunks, None, None)
     }
 
     /// Sends a payload for a running command (or typed at the prompt), generated in
@@ -800,8 +931,12 @@ impl<'o> Session<'o> {
         total: u64,
         owes: impl Fn(bool) -> usize,
         label: String,
+        ack: Option<u8>,
     ) -> Result<(), Fail> {
         self.before_raw(owes, label)?;
+        if self.opts.progress {
+            self.bar = crate::progress::Bar::new(total);
+        }
         let mut digest = vmcirc::crc32::CRC32.digest();
         let mut len = 0u64;
         let counted = chunks.inspect(|c| {
@@ -810,7 +945,9 @@ impl<'o> Session<'o> {
                 len += c.len() as u64;
             }
         });
-        self.send_chunks(counted, Some(total))?;
+        let sent = self.send_chunks(counted, Some(total), ack);
+        self.bar = None;
+        sent?;
         self.vars.payload = Some((len, digest.finalize()));
         Ok(())
     }
@@ -860,35 +997,17 @@ impl<'o> Session<'o> {
                 let total = bytes.len() as u64;
                 let (at_prompt, running) = (raw_owes(&bytes, false), raw_owes(&bytes, true));
                 let owes = move |r| if r { running } else { at_prompt };
-                self.payload(std::iter::once(Ok(bytes)), total, owes, label)?;
+                self.payload(std::iter::once(Ok(bytes)), total, owes, label, None)?;
             }
             Step::SendFile(path) => {
-                let full = self.opts.base_dir.join(path);
-                let shown = full.display().to_string();
-                let cannot =
-                    move |e: std::io::Error| Fail::Other(format!("cannot read {shown}: {e}"));
-                let mut file = std::fs::File::open(&full).map_err(&cannot)?;
-                let total = file.metadata().map_err(&cannot)?.len();
-                let mut done = false;
-                let chunks = std::iter::from_fn(|| {
-                    if done {
-                        return None;
-                    }
-                    let mut buf = vec![0u8; SEND_CHUNK];
-                    match file.read(&mut buf) {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some(Ok(buf))
-                        }
-                        Err(e) => {
-                            done = true;
-                            Some(Err(cannot(e)))
-                        }
-                    }
-                });
+                let (total, chunks) = file_chunks(&self.opts.base_dir.join(path), SEND_CHUNK)?;
                 let label = format!("the output after `sendfile` (line {at})");
-                self.payload(chunks, total, |_| 0, label)?;
+                self.payload(chunks, total, |_| 0, label, None)?;
+            }
+            Step::SendFileAcked { block, ack, path } => {
+                let (total, chunks) = file_chunks(&self.opts.base_dir.join(path), *block)?;
+                let label = format!("the output after `sendfile-acked` (line {at})");
+                self.payload(chunks, total, |_| 0, label, Some(*ack))?;
             }
             Step::SendGen { len, seed, pin } => {
                 if let Some(pin) = pin {
@@ -901,7 +1020,7 @@ impl<'o> Session<'o> {
                     }
                 }
                 let label = format!("the output after `sendgen` (line {at})");
-                self.payload(sendgen_chunks(*len, *seed), *len, |_| 0, label)?;
+                self.payload(sendgen_chunks(*len, *seed), *len, |_| 0, label, None)?;
             }
             Step::Expect(text) => {
                 let needle = self.expand(text, None)?;
@@ -916,6 +1035,7 @@ impl<'o> Session<'o> {
                     }
                 })?;
                 self.cursor = end;
+                self.matched(end - needle.len(), end);
             }
             Step::ExpectRe(pat) => {
                 let re = pat.compile(&self.vars).map_err(Fail::Other)?;
@@ -932,12 +1052,14 @@ impl<'o> Session<'o> {
                         text.iter().rposition(|&c| c == b'\n').map_or(0, |k| k + 1)
                     };
                     match re.find(&text[..lim]) {
-                        Some(m) => Ok(Some(from + m.end())),
+                        Some(m) => Ok(Some((from + m.start(), from + m.end()))),
                         None if fin => Err(Fail::PromptFirst),
                         None => Ok(None),
                     }
                 })?;
+                let (start, end) = end;
                 self.cursor = end;
+                self.matched(start, end);
             }
             Step::ExpectLine(text) => {
                 let want = self.expand(text, None)?;
@@ -986,6 +1108,12 @@ impl<'o> Session<'o> {
         Ok(())
     }
 
+    /// Records the text at `a..b` as the last match (its first 4 KiB).
+    fn matched(&mut self, a: usize, b: usize) {
+        let m = self.t.get(a, b);
+        self.last_match = Some(m[..m.len().min(4096)].to_vec());
+    }
+
     /// Wait for the window's prompt; the whole output of the window, (start, end).
     /// Fails when part of it was dropped (longer than `--max-output`).
     fn whole_output(&mut self, t: Duration) -> Result<(usize, usize), Fail> {
@@ -1017,6 +1145,7 @@ impl<'o> Session<'o> {
     ) -> Result<(), Fail> {
         let mut next = 0;
         let mut current = want(0);
+        let mut matched = None;
         let res = self.wait_for(t, |s| {
             let Some((from, to, fin)) = s.line_region() else {
                 return Ok(None);
@@ -1026,6 +1155,7 @@ impl<'o> Session<'o> {
             for (a, b) in line_spans(text, fin) {
                 if text[a..b] == current[..] {
                     cursor = Some(from + b); // the next search starts after this line
+                    matched = Some((from + a, from + b));
                     next += 1;
                     if next == count {
                         break;
@@ -1035,6 +1165,9 @@ impl<'o> Session<'o> {
             }
             if let Some(c) = cursor {
                 s.cursor = c;
+            }
+            if let Some((a, b)) = matched.take() {
+                s.matched(a, b);
             }
             if next == count {
                 return Ok(Some(()));
@@ -1078,6 +1211,35 @@ fn raw_owes(bytes: &[u8], running: bool) -> usize {
         (true, None) => ends(bytes),
         (false, _) => ends(bytes) + ctrl_c(bytes),
     }
+}
+
+/// A file's length and its bytes in chunks of `size` (the last may be shorter),
+/// read as they are sent.
+fn file_chunks(
+    full: &std::path::Path,
+    size: usize,
+) -> Result<(u64, impl Iterator<Item = Result<Vec<u8>, Fail>>), Fail> {
+    let shown = full.display().to_string();
+    let cannot = move |e: std::io::Error| Fail::Other(format!("cannot read {shown}: {e}"));
+    let mut file = std::fs::File::open(full).map_err(&cannot)?;
+    let total = file.metadata().map_err(&cannot)?.len();
+    let mut done = false;
+    let chunks = std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(size);
+        // Whole chunks however the reads come back: a block is a block.
+        match (&mut file).take(size as u64).read_to_end(&mut buf) {
+            Ok(0) => None,
+            Ok(_) => Some(Ok(buf)),
+            Err(e) => {
+                done = true;
+                Some(Err(cannot(e)))
+            }
+        }
+    });
+    Ok((total, chunks))
 }
 
 /// The `sendgen` stream in chunks: splitmix64 from `seed`, 8 LE bytes a step

@@ -15,6 +15,7 @@
 //! | `paste N TEMPLATE` | send N command lines in one burst (`{i}` in TEMPLATE becomes 0..N-1), like pasting a block into a terminal; the output runs up to the N-th prompt |
 //! | `raw TEXT` | send TEXT now, no line ending added: keyboard input such as escape sequences, Ctrl-C (`\x03`, which stops a running command) or a partial line, or data for a running command |
 //! | `sendfile PATH` | send a file's bytes (PATH relative to the script's folder) as data |
+//! | `sendfile-acked BLOCK ACK PATH` | send a file in blocks of BLOCK bytes (at most 1 MiB), each only after the target has sent one more ACK byte since the command was typed (ACK is one control byte such as `\x06`, not `\t \n \r \e`): the flow control of a loader such as the kernel's `load`, which `vmcirc install` drives with it. Each ACK is waited for up to the step timeout; the step fails at once if the command's prompt comes back first |
 //! | `sendgen N SEED [crc32=HEX]` | send N data bytes of a deterministic stream: splitmix64 seeded with SEED, each step's 64-bit output as 8 little-endian bytes, cut to N. With `crc32=HEX` the tool first checks that its own CRC-32 of the stream equals HEX (a value computed independently, e.g. with Python's `zlib.crc32`) |
 //!
 //! The tool counts the prompts the shell owes: one at boot, one per line sent by `>`
@@ -139,6 +140,8 @@ use vmcirc::escape::{unescape_one, UnescapeError};
 pub const MAX_SEND: u64 = 1 << 40;
 /// Most lines one `paste` types or one `expect-each` checks.
 pub const MAX_LINES: usize = 10_000_000;
+/// Largest block of `sendfile-acked`.
+pub const MAX_BLOCK: usize = 1 << 20;
 
 /// The escapes text arguments understand (for error messages).
 const ESCAPES: &str = r#"\\ \r \n \t \e \0 \xNN \" \$ \{ \}"#;
@@ -252,6 +255,15 @@ pub enum Step {
     Raw(Text),
     /// `sendfile PATH`.
     SendFile(PathBuf),
+    /// `sendfile-acked BLOCK ACK PATH`.
+    SendFileAcked {
+        /// Bytes per block (1..=[`MAX_BLOCK`]).
+        block: usize,
+        /// The acknowledgement byte (a control byte other than `\t \n \r \e`).
+        ack: u8,
+        /// The file.
+        path: PathBuf,
+    },
     /// `sendgen N SEED [crc32=HEX]`.
     SendGen {
         /// Number of bytes (at most [`MAX_SEND`]).
@@ -348,7 +360,8 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-const KEYWORDS: &str = ">, send, paste, raw, sendfile, sendgen, expect, expect-re, expect-line, \
+const KEYWORDS: &str =
+    ">, send, paste, raw, sendfile, sendfile-acked, sendgen, expect, expect-re, expect-line, \
 expect-each, expect-not, expect-not-re, expect-golden, wait-prompt, timeout, sleep, prompt, eol";
 
 /// Parse a whole script. Fails on the first bad line.
@@ -415,6 +428,9 @@ fn parse_step(body: &str) -> Result<Step, String> {
         }
         "raw" => Step::Raw(text(need("text")?, false, false)?),
         "sendfile" => Step::SendFile(PathBuf::from(need("a file path")?.trim())),
+        "sendfile-acked" => acked(need(
+            "a block size, an acknowledgement byte and a file path",
+        )?)?,
         "sendgen" => {
             let a = need("a length and a seed")?;
             let words: Vec<&str> = a.split_whitespace().collect();
@@ -464,6 +480,41 @@ fn parse_step(body: &str) -> Result<Step, String> {
         "prompt" => Step::Prompt(text(need("text")?, false, false)?.literal()),
         "eol" => Step::Eol(text(arg.unwrap_or(""), false, false)?.literal()),
         _ => return Err(format!("unknown keyword `{kw}` (known: {KEYWORDS})")),
+    })
+}
+
+/// `sendfile-acked BLOCK ACK PATH` (PATH is the rest of the line).
+fn acked(a: &str) -> Result<Step, String> {
+    let usage = || format!("`sendfile-acked` takes `BLOCK ACK PATH`, found `{a}`");
+    let (block, rest) = a.trim_start().split_once([' ', '\t']).ok_or_else(usage)?;
+    let (ack, path) = rest
+        .trim_start()
+        .split_once([' ', '\t'])
+        .ok_or_else(usage)?;
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(usage());
+    }
+    let block = match number(block)? {
+        n @ 1.. if n <= MAX_BLOCK as u64 => n as usize,
+        n => {
+            return Err(format!(
+                "a block of {n} bytes: `sendfile-acked` takes 1 to {MAX_BLOCK} (1 MiB)"
+            ))
+        }
+    };
+    let ack = match text(ack, false, false)?.literal()[..] {
+        [b] if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x1b) => b,
+        _ => {
+            return Err(format!(
+                "the acknowledgement `{ack}` must be one control byte (\\x00 to \\x1f, not \\t \\n \\r \\e), e.g. \\x06"
+            ))
+        }
+    };
+    Ok(Step::SendFileAcked {
+        block,
+        ack,
+        path: PathBuf::from(path),
     })
 }
 
@@ -708,6 +759,36 @@ mod tests {
             one("sendfile data/blob.bin"),
             Step::SendFile("data/blob.bin".into())
         );
+        assert_eq!(
+            one("sendfile-acked 1024 \\x06 images/kernel 2.img "),
+            Step::SendFileAcked {
+                block: 1024,
+                ack: 6,
+                path: "images/kernel 2.img".into()
+            }
+        );
+        assert_eq!(
+            one("sendfile-acked  0x10\t\\x11  x"),
+            Step::SendFileAcked {
+                block: 16,
+                ack: 0x11,
+                path: "x".into()
+            }
+        );
+        for (bad, says) in [
+            ("sendfile-acked 1024 \\x06", "takes `BLOCK ACK PATH`"),
+            ("sendfile-acked 0 \\x06 f", "1 to 1048576"),
+            ("sendfile-acked 1048577 \\x06 f", "1 to 1048576"),
+            ("sendfile-acked x \\x06 f", "not a number"),
+            ("sendfile-acked 1 \\n f", "one control byte"),
+            ("sendfile-acked 1 \\e f", "one control byte"),
+            ("sendfile-acked 1 A f", "one control byte"),
+            ("sendfile-acked 1 \\x06\\x06 f", "one control byte"),
+            ("sendfile-acked 1 \\q f", "unknown escape"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("line 1: ") && e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -927,6 +1008,10 @@ mod tests {
                         prop_assert!((1..=lines).contains(&l.lineno));
                         match &l.step {
                             Step::SendGen { len, .. } => prop_assert!(*len <= MAX_SEND),
+                            Step::SendFileAcked { block, ack, .. } => {
+                                prop_assert!((1..=MAX_BLOCK).contains(block));
+                                prop_assert!(*ack < 0x20 && !b"\t\n\r\x1b".contains(ack));
+                            }
                             Step::Paste { count, .. } | Step::ExpectEach { count, .. } => {
                                 prop_assert!((1..=MAX_LINES).contains(count))
                             }

@@ -1,6 +1,6 @@
-//! Where a session runs: the options naming a target, shared by `vmcirc script` and
-//! `vmcirc hs send` (and any later command that talks to the board's shell), and how
-//! to open a [`Link`] to it.
+//! Where a session runs: the options naming a target, shared by `vmcirc script`,
+//! `vmcirc hs send` and `vmcirc install` (and any later command that talks to the
+//! board's shell), and how to open a [`Link`] to it.
 //!
 //! | option | target | the session starts |
 //! |---|---|---|

@@ -145,6 +145,27 @@ fn vanished_sender_is_an_error_after_its_data() {
 }
 
 #[test]
+fn failed_input_is_not_a_clean_end() {
+    // Reading a directory fails (EISDIR) after the ring is set up: the receiver
+    // must report a vanished sender, not a complete (empty) stream.
+    let n = name("bad-input");
+    let mut recv = vmcirc(&["ipc", "recv", &n])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let send = vmcirc(&["ipc", "send", &n, "/"]).output().unwrap();
+    let e = String::from_utf8_lossy(&send.stderr);
+    assert_eq!(send.status.code(), Some(1), "{e}");
+    assert!(e.contains("reading the input"), "{e}");
+    let status = wait_timeout(&mut recv, 10);
+    let err = stderr_of(&mut recv);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("vanished"), "{err}");
+    assert!(!shm_exists(&n));
+}
+
+#[test]
 fn vanished_receiver_fails_the_sender() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");

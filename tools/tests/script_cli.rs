@@ -305,6 +305,43 @@ fn raw_as_the_first_step_waits_for_the_boot_prompt() {
     assert_eq!(r.code, 0);
 }
 
+#[test]
+fn sendfile_acked_sends_each_block_after_an_ack_and_stops_when_the_command_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(dir.path().join("img"), &data).unwrap();
+    let crc = vmcirc::crc32::crc32(&data);
+    // The fake board's `load`: an ACK before each block of 1024.
+    let r = run_in(
+        dir.path(),
+        &format!(
+            "> load 5000 {crc:#x}\nexpect-line load: waiting for 5000 bytes in blocks of 1024\n\
+             sendfile-acked 1024 \\x06 img\n\
+             expect-line load: ${{len}} bytes, crc32=${{crc32}} ok; starting the new kernel\n"
+        ),
+        "",
+        &[],
+    );
+    assert_eq!(r.code, 0);
+    // A loader that takes fewer bytes than the file holds ends after the third
+    // block: the fourth is not sent, and the step fails at once, not at its timeout.
+    let r = run_in(
+        dir.path(),
+        "timeout 20\n> load 3000 0x0\nsendfile-acked 1024 \\x06 img\n",
+        "",
+        &[],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+    assert!(
+        r.stdout.contains(
+            "but: the prompt came back after 3072 of 5000 bytes, without `\\x06` for the next block"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
 /// The fake board's `help` output as the checks see it (no `\r`).
 const FAKE_HELP: &str = "help        list the commands\necho ARGS   print ARGS\n\
 rx LEN      receive LEN raw bytes, print their CRC-32\nexit        quit\n";

@@ -225,7 +225,7 @@ impl MemfdPages {
                 os_err(&format!("sizing the {cap}-byte memory file"), e)
             }
         })?;
-        let res = Reservation::new(reserve, page)?;
+        let res = Reservation::new(reserve, page, super::OnFork::Detach)?;
         Ok(MemfdPages {
             res,
             fd,

@@ -8,10 +8,13 @@
 //! back to back inside one reservation, self-tested: a [`Mirror`] for any
 //! descriptor, including one this process did not create).
 //!
-//! Both mark their mappings `MADV_DONTFORK` where a fork can be detected
-//! (`super::fork`): a forked child has no such mapping, the ring over it behaves
-//! as a ring of capacity 0 ([`Mirror::is_mapped`] is false) and `Drop` leaves
-//! the range alone (the child may have mapped something else there since).
+//! By default ([`OnFork::Detach`]) both mark their mappings `MADV_DONTFORK` where
+//! a fork can be detected (`super::fork`): a forked child has no such mapping, a
+//! ring over it behaves as a ring of capacity 0 ([`Mirror::is_mapped`] is false)
+//! and `Drop` leaves the range alone (the child may have mapped something else
+//! there since). A protocol whose positions live in the shared memory itself (a
+//! ring shared between processes) asks for [`OnFork::Share`] instead: the child
+//! inherits the mappings and owns its copy of them.
 
 use core::ptr::{self, NonNull};
 use std::ffi::c_void;
@@ -25,6 +28,17 @@ use super::fork::ForkToken;
 use super::{err, os_err};
 use crate::vmcirc::{self_test, Mirror, Probe};
 
+/// What a forked child gets of a [`Reservation`] (and the mappings in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFork {
+    /// Nothing (`MADV_DONTFORK`, where a fork is detected): for memory whose
+    /// positions are private to the process, such as a local ring's.
+    #[default]
+    Detach,
+    /// The same shared mappings: for memory whose positions are shared too.
+    Share,
+}
+
 /// A reserved range of address space: `PROT_NONE` until parts of it are mapped.
 ///
 /// For a ring that maps pages as it goes (the leapfrog ring): reserve once, then
@@ -36,6 +50,7 @@ pub struct Reservation {
     base: NonNull<u8>,
     len: usize,
     fork: ForkToken,
+    on_fork: OnFork,
 }
 
 // SAFETY: the reservation owns its address range; nothing in it is tied to a thread.
@@ -44,8 +59,8 @@ unsafe impl Send for Reservation {}
 impl Reservation {
     /// Reserves `len` bytes (a nonzero multiple of the page size) aligned to
     /// `align` (a power of two, at least the page size; huge-page files need
-    /// huge-page aligned addresses).
-    pub fn new(len: usize, align: usize) -> io::Result<Self> {
+    /// huge-page aligned addresses); see [`OnFork`] for what a forked child gets.
+    pub fn new(len: usize, align: usize, on_fork: OnFork) -> io::Result<Self> {
         let page = rustix::param::page_size();
         if len == 0 || !len.is_multiple_of(page) || !align.is_power_of_two() || align < page {
             return Err(err(
@@ -89,7 +104,12 @@ impl Reservation {
         let base = NonNull::new(start as *mut u8)
             .ok_or_else(|| err(io::ErrorKind::Other, "vmcirc: mmap returned null".into()))?;
         let fork = ForkToken::current();
-        let r = Reservation { base, len, fork };
+        let r = Reservation {
+            base,
+            len,
+            fork,
+            on_fork,
+        };
         r.dont_fork(0, len)?;
         Ok(r)
     }
@@ -110,10 +130,10 @@ impl Reservation {
         self.len == 0
     }
 
-    /// False in a forked child (the range was not inherited); see the module docs.
+    /// False in a forked child that did not inherit the range ([`OnFork::Detach`]).
     #[inline(always)]
     pub fn is_mapped(&self) -> bool {
-        self.fork.holds()
+        self.on_fork == OnFork::Share || self.fork.holds()
     }
 
     /// Checks that `[at, at + len)` is a page-aligned part of the range.
@@ -141,7 +161,7 @@ impl Reservation {
     /// Marks `[at, at + len)` `MADV_DONTFORK` where a fork is detected (each new
     /// mapping needs it again: `MAP_FIXED` makes a new one without the flag).
     fn dont_fork(&self, at: usize, len: usize) -> io::Result<()> {
-        if !self.fork.detects_fork() {
+        if self.on_fork == OnFork::Share || !self.fork.detects_fork() {
             return Ok(());
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -255,7 +275,9 @@ impl DoubleMap {
     /// yet; [`Probe::None`] for one others are using, such as a live shared
     /// ring, relying on the checked addresses and file size). `len` must be a nonzero multiple of `align`, the page size of the
     /// file (the system page size, or the huge page size for a huge-page file);
-    /// the file must be at least `offset + len` bytes long.
+    /// the file must be at least `offset + len` bytes long (checked with `fstat`;
+    /// a file that another process truncates later is that protocol's concern).
+    /// A forked child gets nothing ([`OnFork::Detach`]); see [`DoubleMap::with`].
     ///
     /// Errors name the step that failed; nothing stays mapped after an error.
     pub fn new(
@@ -264,6 +286,18 @@ impl DoubleMap {
         len: usize,
         align: usize,
         probe: Probe,
+    ) -> io::Result<Self> {
+        Self::with(fd, offset, len, align, probe, OnFork::Detach)
+    }
+
+    /// [`DoubleMap::new`] with a choice of what a forked child gets.
+    pub fn with(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        align: usize,
+        probe: Probe,
+        on_fork: OnFork,
     ) -> io::Result<Self> {
         let total = len
             .checked_mul(2)
@@ -288,7 +322,7 @@ impl DoubleMap {
                 ),
             ));
         }
-        let mut res = Reservation::new(total, align)?;
+        let mut res = Reservation::new(total, align, on_fork)?;
         for half in 0..2 {
             res.map_file(half * len, len, fd, offset).map_err(|e| {
                 err(
@@ -316,12 +350,14 @@ impl DoubleMap {
     }
 }
 
-// SAFETY: `new` only returns a map whose window [base, base + 2 * len) is two
+// SAFETY: `with` only returns a map whose window [base, base + 2 * len) is two
 // MAP_SHARED read/write mappings of the same `len` bytes of one file (checked
 // addresses, self-tested), inside a reservation this value owns until Drop;
 // 0 < len and 2 * len <= isize::MAX are checked. The file's bytes are initialised
 // (file contents; a new file reads as zeros). `is_mapped` is false exactly in a
-// forked child, where the mappings (MADV_DONTFORK) do not exist.
+// forked child that did not inherit the mappings (OnFork::Detach), where they do
+// not exist. (Exclusive use of the window is the owner's promise: a map of a
+// file other processes also map is for protocols that share it on purpose.)
 unsafe impl Mirror for DoubleMap {
     #[inline(always)]
     fn base(&self) -> *mut u8 {
@@ -351,7 +387,7 @@ mod tests {
     #[test]
     fn reservation_maps_and_releases_pages() {
         let page = rustix::param::page_size();
-        let mut r = Reservation::new(4 * page, page).unwrap();
+        let mut r = Reservation::new(4 * page, page, OnFork::Detach).unwrap();
         assert_eq!(r.len(), 4 * page);
         let fd = memfd(page as u64);
         // The same file page at two places: a one-page rolling mirror.
@@ -370,10 +406,11 @@ mod tests {
         }
         // SAFETY: still mapped.
         assert_eq!(unsafe { b.add(5).read_volatile() }, 9);
-        assert!(Reservation::new(page + 1, page).is_err());
-        assert!(Reservation::new(page, 3 * page).is_err());
+        assert!(Reservation::new(page + 1, page, OnFork::Detach).is_err());
+        assert!(Reservation::new(page, 3 * page, OnFork::Share).is_err());
         // Aligned to more than a page.
-        let big = Reservation::new(page, 64 * page).unwrap();
+        let big = Reservation::new(page, 64 * page, OnFork::Share).unwrap();
+        assert!(big.is_mapped());
         assert!((big.base() as usize).is_multiple_of(64 * page));
     }
 

@@ -47,7 +47,7 @@ mod leapfrog;
 mod map;
 
 pub use leapfrog::{LeapfrogOptions, LeapfrogRing, MemfdPages};
-pub use map::{DoubleMap, Reservation};
+pub use map::{DoubleMap, OnFork, Reservation};
 
 /// The safe mirrored ring on Linux/Unix: `Send`, not `Sync`.
 ///

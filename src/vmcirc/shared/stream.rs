@@ -306,6 +306,13 @@ impl Producer {
         self.do_close();
     }
 
+    /// Gives up without closing: the stream does not end cleanly, so once this
+    /// process exits the consumer drains and then gets [`Error::PeerDied`]
+    /// (for a sender that failed half way, e.g. on an input error).
+    pub fn abandon(mut self) {
+        self.closed = true;
+    }
+
     fn do_close(&mut self) {
         if !self.closed {
             self.closed = true;
