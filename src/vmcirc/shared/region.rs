@@ -344,7 +344,7 @@ fn check_name(name: &str) -> Result<(), Error> {
 fn map_header(fd: BorrowedFd<'_>, len: usize) -> Result<(Reservation, NonNull<Header>), Error> {
     debug_assert!(len >= core::mem::size_of::<Header>());
     let page = rustix::param::page_size();
-    let mut res = Reservation::new(len, page)?;
+    let mut res = Reservation::new(len, page, crate::vmcirc::OnFork::Detach)?;
     // The file is at least `len` bytes (checked by the callers), so every page of
     // the mapping is backed.
     let p = res.map_file(0, len, fd, 0).map_err(|e| {
