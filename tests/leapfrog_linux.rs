@@ -28,12 +28,19 @@ fn page() -> usize {
 }
 
 /// `(entries of the whole process, entries inside [base, base + len))` in
-/// `/proc/self/maps`.
+/// `/proc/self/maps`. The kernel produces the file a page of text at a time;
+/// when another thread changes its mappings in between, an entry can be listed
+/// twice, so repeats are dropped.
 fn maps_entries(base: usize, len: usize) -> (usize, usize) {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let mut inside = 0;
     let mut all = 0;
+    let mut last = "";
     for line in maps.lines() {
+        if line == last {
+            continue;
+        }
+        last = line;
         all += 1;
         let range = line.split_whitespace().next().unwrap();
         let (a, b) = range.split_once('-').unwrap();

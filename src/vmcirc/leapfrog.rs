@@ -37,8 +37,9 @@
 //! call per run of consecutive physical pages: at most two), re-basing first
 //! when they would not fit. A `push` enters that path only when its bytes reach
 //! the end of the mapped pages, so with `K > 1` pages move in runs; a
-//! look-ahead ([`Leapfrog::set_lookahead`]) maps further ahead for longer runs. `consume` is bookkeeping only, so the read side
-//! never fails and never calls the backend. A backend error is kept
+//! look-ahead ([`Leapfrog::set_lookahead`]) maps further ahead for longer
+//! runs. `consume` is bookkeeping only, so the read side never fails and never
+//! calls the backend. A backend error is kept
 //! ([`Leapfrog::last_error`]) and the write side then offers the free space that
 //! is mapped (possibly none); the next write-side call tries again. The buffered
 //! bytes are always mapped.

@@ -56,6 +56,15 @@ use crate::vmcirc::{LeapError, Leapfrog, PageWindow};
 /// }
 /// assert_eq!(ring.read_position(), total);
 /// assert!(ring.stats().remaps >= 30);
+/// fn send<T: Send>(_: &T) {}
+/// send(&ring);
+/// ```
+///
+/// Not `Sync`:
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<vmcirc::vmcirc::LeapfrogRing>();
 /// ```
 pub type LeapfrogRing = Leapfrog<MemfdPages>;
 
