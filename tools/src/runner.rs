@@ -243,8 +243,8 @@ impl<'o> Runner<'o> {
         self.sum.failed == 0
     }
 
-    /// What the last `expect`, `expect-re` or `expect-line` step matched (at most
-    /// 4 KiB of it), as text.
+    /// What the last `expect`, `expect-re`, `expect-line` or `expect-each` (its last
+    /// line) step matched (at most 4 KiB of it), as text.
     pub fn last_match(&self) -> Option<String> {
         self.s
             .last_match
@@ -482,7 +482,8 @@ struct Session<'o> {
     last_data: Instant,
     /// Set by an `expect-golden` step that wrote its file (`--accept`).
     accepted: Option<Accepted>,
-    /// What the last `expect`/`expect-re`/`expect-line` matched (at most 4 KiB).
+    /// What the last `expect`/`expect-re`/`expect-line`/`expect-each` matched (at
+    /// most 4 KiB).
     last_match: Option<Vec<u8>>,
     /// How many of each control byte (0x00-0x1f) the target sent in all, and how
     /// many when the current output began: `sendfile-acked` counts its ACKs so.
